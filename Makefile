@@ -1,0 +1,25 @@
+# The two commands of the README:
+#   make demo   build and start the dev control plane, then run the demo against it
+#   make test   lint, unit and e2e tests (tox), exactly what CI runs
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(CURDIR)/$(VENV)/bin
+
+.PHONY: demo test venv clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,lint]' tox
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	PATH="$(BIN):$$PATH" bash examples/demo.sh
+
+test: $(VENV)/.installed
+	PATH="$(BIN):$$PATH" $(BIN)/tox run -e lint,unit,e2e
+
+clean:
+	rm -rf $(VENV) .tox

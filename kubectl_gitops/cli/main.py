@@ -1,0 +1,87 @@
+"""Entry point of `kubectl-gitops` (run by kubectl as `kubectl gitops ...`).
+
+Subcommands are loaded lazily by name, so `--help` and `version` never import the
+kubernetes client, GitPython or Flask. Every expected failure is a GitOpsError, caught here
+once and printed as one clear message with its exit code; tracebacks only with --debug.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+
+from kubectl_gitops import __version__
+from kubectl_gitops.cli.common import GlobalOptions
+
+# name -> (module, attribute, one-line help). Help text lives here so listing commands imports nothing.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "version": ("kubectl_gitops.cli.version_cmd", "version", "Print the plugin version (and the server's)."),
+    "check": ("kubectl_gitops.cli.check_cmd", "check", "Pre-flight checks: kubectl, kubeconfig, API, RBAC."),
+    "dev": ("kubectl_gitops.cli.dev_cmd", "dev", "A local throwaway control plane for demos and tests."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported only when invoked."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module = importlib.import_module(entry[0])
+        command = getattr(module, entry[1])
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--kubeconfig", envvar="KUBECONFIG", help="Path to the kubeconfig file.")
+@click.option("--context", "kube_context", help="The kubeconfig context to use.")
+@click.option("-n", "--namespace", help="The namespace scope for this request.")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@click.version_option(__version__, prog_name="kubectl-gitops", message="%(prog)s v%(version)s")
+@click.pass_context
+def cli(ctx: click.Context, kubeconfig: str | None, kube_context: str | None, namespace: str | None,
+        debug: bool) -> None:
+    """GitOps for Kubernetes: sync from Git with server-side apply, guard what Git owns."""
+    ctx.obj = GlobalOptions(kubeconfig=kubeconfig, context=kube_context, namespace=namespace, debug=debug)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    from kubectl_gitops.core.errors import GitOpsError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or bool(os.environ.get("KUBECTL_GITOPS_DEBUG"))
+    try:
+        return cli.main(args=args, prog_name="kubectl gitops", standalone_mode=False)
+    except GitOpsError as err:
+        if debug:
+            raise
+        click.echo(f"error: {err}", err=True)
+        sys.exit(err.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except click.exceptions.Exit as err:
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""Every name the project shares with users and with the cluster, spelled once.
+
+Labels, annotations, the API group and the field manager are a contract with live
+clusters: changing one orphans objects applied by an older version, so they live here
+and nowhere else.
+"""
+
+from typing import Final
+
+PROJECT: Final = "kubectl-gitops"
+GROUP: Final = "kubectl-gitops.dev"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+
+KIND_SOURCE: Final = "GitSource"
+KIND_SYNC: Final = "Sync"
+KIND_TENANT: Final = "Tenant"
+KIND_TRUST_POLICY: Final = "TrustPolicy"
+
+FIELD_MANAGER: Final = "kubectl-gitops"
+
+LABEL_SYNC: Final = f"{GROUP}/sync"
+LABEL_SYNC_NAMESPACE: Final = f"{GROUP}/sync-namespace"
+LABEL_TENANT: Final = f"{GROUP}/tenant"
+ANNOTATION_REVISION: Final = f"{GROUP}/revision"
+ANNOTATION_SIGNATURE: Final = f"{GROUP}/signature"
+ANNOTATION_PRUNE: Final = f"{GROUP}/prune"
+PRUNE_DISABLED: Final = "disabled"
+
+SYSTEM_NAMESPACE: Final = "kubectl-gitops-system"
+BREAK_GLASS_GROUP: Final = "kubectl-gitops:break-glass"

@@ -1,0 +1,67 @@
+"""Pure judgements behind `kubectl gitops check`: version parsing and skew rules.
+
+Kept apart from the I/O that gathers the facts so the rules (what counts as too much skew,
+what message a user sees) are unit-tested without a cluster.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Outcome(Enum):
+    OK = "ok"
+    WARN = "warn"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    outcome: Outcome
+    detail: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"check": self.name, "result": self.outcome.value, "detail": self.detail}
+
+
+_VERSION = re.compile(r"v?(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+def minor_of(version: str) -> tuple[int, int] | None:
+    """(major, minor) from 'v1.37.2', '1.37+', 'v1.32.4-dispatcher'; None if unparseable."""
+    m = _VERSION.match(version.strip())
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def kubectl_skew(kubectl: str, server: str) -> CheckResult:
+    """kubectl is supported within one minor of the server; we only use it for kustomize builds."""
+    k, s = minor_of(kubectl), minor_of(server)
+    if k is None or s is None:
+        return CheckResult("kubectl skew", Outcome.WARN, f"cannot compare kubectl {kubectl} with server {server}")
+    skew = s[1] - k[1]
+    if k[0] != s[0] or abs(skew) > 1:
+        return CheckResult("kubectl skew", Outcome.WARN,
+                           f"kubectl {kubectl} is {abs(skew)} minor versions from server {server} "
+                           "(kubectl supports ±1); kubectl gitops only uses it for kustomize builds")
+    return CheckResult("kubectl skew", Outcome.OK, f"kubectl {kubectl} within ±1 minor of server {server}")
+
+
+def client_skew(python_client: str, server: str) -> CheckResult:
+    """The kubernetes Python client's major version follows the Kubernetes minor it was made for."""
+    c = minor_of(python_client)
+    s = minor_of(server)
+    if c is None or s is None:
+        return CheckResult("server version", Outcome.WARN, f"server {server}, client {python_client}")
+    skew = s[1] - c[0]
+    if abs(skew) > 1:
+        return CheckResult("server version", Outcome.FAILED,
+                           f"server {server} is {abs(skew)} minor versions from this plugin's API client "
+                           f"(kubernetes {python_client} is for v1.{c[0]}): upgrade kubectl-gitops")
+    return CheckResult("server version", Outcome.OK, f"server {server}; API client kubernetes {python_client}")
+
+
+def exit_code(results: list[CheckResult]) -> int:
+    return 1 if any(r.outcome is Outcome.FAILED for r in results) else 0

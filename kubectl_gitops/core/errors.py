@@ -1,0 +1,50 @@
+"""The domain error tree: one base class caught in `main()` and turned into a message and exit code.
+
+Every failure a user can meet is one of these, carrying a reason that names what failed and
+where; tracebacks are for `--debug` only.
+"""
+
+from __future__ import annotations
+
+
+class GitOpsError(Exception):
+    """Base of every expected failure. `reason` is the kstatus-style reason string."""
+
+    reason = "Failed"
+    exit_code = 1
+
+
+class DevClusterError(GitOpsError):
+    reason = "DevClusterFailed"
+
+
+class ClusterUnreachable(GitOpsError):
+    reason = "ClusterUnreachable"
+
+
+class SourceFailed(GitOpsError):
+    reason = "SourceFailed"
+
+
+class BuildFailed(GitOpsError):
+    reason = "BuildFailed"
+
+
+class ApplyFailed(GitOpsError):
+    reason = "ApplyFailed"
+
+
+class PruneFailed(GitOpsError):
+    reason = "PruneFailed"
+
+
+class HealthCheckFailed(GitOpsError):
+    reason = "HealthCheckFailed"
+
+
+class DependencyNotReady(GitOpsError):
+    reason = "DependencyNotReady"
+
+
+class UsageError(GitOpsError):
+    exit_code = 2

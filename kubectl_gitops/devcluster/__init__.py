@@ -1,0 +1,1 @@
+"""The local throwaway control plane (`kubectl gitops dev ...`): build, PKI, processes."""

@@ -1,0 +1,63 @@
+"""The e2e harness: one real dev control plane per test session and a fresh namespace per test.
+
+Set KUBECTL_GITOPS_E2E_KUBECONFIG to use a control plane that is already running (its
+kubeconfig); otherwise the session starts the dev cluster named "e2e" and stops it at the end
+(KUBECTL_GITOPS_E2E_KEEP=1 keeps it for the next run). If it cannot start, the whole run fails
+with the reason: e2e tests are never silently skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from tests.helpers import gitops, kubectl
+
+CLUSTER_NAME = "e2e"
+
+
+@dataclass(frozen=True)
+class DevCluster:
+    name: str
+    kubeconfig: str
+    started_here: bool
+
+
+@pytest.fixture(scope="session")
+def dev_cluster() -> Iterator[DevCluster]:
+    given = os.environ.get("KUBECTL_GITOPS_E2E_KUBECONFIG")
+    if given:
+        yield DevCluster("external", given, False)
+        return
+    up = gitops("dev", "up", "--name", CLUSTER_NAME, check=False, timeout=5400)
+    if up.returncode != 0:
+        pytest.fail(f"the dev control plane did not start, so no e2e test can run:\n{up.output}",
+                    pytrace=False)
+    path = gitops("dev", "kubeconfig", "--name", CLUSTER_NAME, "--path").stdout.strip()
+    cluster = DevCluster(CLUSTER_NAME, path, True)
+    try:
+        yield cluster
+    finally:
+        if not os.environ.get("KUBECTL_GITOPS_E2E_KEEP"):
+            gitops("dev", "down", "--name", CLUSTER_NAME, check=False)
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(dev_cluster: DevCluster) -> str:
+    return dev_cluster.kubeconfig
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, kubeconfig: str) -> Iterator[str]:
+    """A fresh namespace named after the test; deleted (without waiting) afterwards."""
+    base = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-")
+    name = f"{base}-{uuid.uuid4().hex[:5]}"
+    kubectl("create", "namespace", name, kubeconfig=kubeconfig)
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", kubeconfig=kubeconfig,
+            check=False)
