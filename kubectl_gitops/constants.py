@@ -29,3 +29,7 @@ PRUNE_DISABLED: Final = "disabled"
 
 SYSTEM_NAMESPACE: Final = "kubectl-gitops-system"
 BREAK_GLASS_GROUP: Final = "kubectl-gitops:break-glass"
+DEFAULT_APPLIER_SA: Final = "kubectl-gitops-applier"
+PLURAL_SYNC: Final = "syncs"
+PLURAL_SOURCE: Final = "gitsources"
+ANNOTATION_DIGEST: Final = f"{GROUP}/digest"

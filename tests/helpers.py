@@ -34,7 +34,7 @@ class Run:
 
 def run(args: list[str], *, kubeconfig: str | None = None, input: str | None = None,
         check: bool = True, timeout: float = 300, cwd: str | None = None, **env: str) -> Run:
-    proc = subprocess.run(args, input=input, capture_output=True, text=True, timeout=timeout,
+    proc = subprocess.run(args, check=False, input=input, capture_output=True, text=True, timeout=timeout,
                           env=plugin_env(kubeconfig, **env), cwd=cwd)
     result = Run(args, proc.returncode, proc.stdout, proc.stderr)
     if check and proc.returncode != 0:

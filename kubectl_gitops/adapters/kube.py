@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from kubectl_gitops.core.discovery import DISCOVERY_ACCEPT, ResourceInfo, ResourceMap, parse_aggregated
 from kubectl_gitops.core.errors import ClusterUnreachable, GitOpsError
 
 JSON = dict[str, Any]
@@ -58,13 +59,14 @@ class Kube:
 
         cfg = client.Configuration()
         try:
-            loader = config.kube_config._get_kube_config_loader(  # noqa: SLF001 - to read namespace too
+            loader = config.kube_config._get_kube_config_loader(  # type: ignore[no-untyped-call]  # private helper: we need the context namespace
                 filename=target.kubeconfig or _default_kubeconfig(), active_context=target.context)
             loader.load_and_set(cfg)
         except (ConfigException, OSError, ValueError) as err:
             where = target.kubeconfig or _default_kubeconfig()
             raise ClusterUnreachable(f"kubeconfig {where}: {err}") from err
         cfg.connection_pool_maxsize = pool_size
+        cfg.retries = 2  # a dying API server should fail a sync in seconds, not hang it
         context = loader.current_context
         namespace = str(context.get("context", {}).get("namespace") or "default")
         api = client.ApiClient(cfg)
@@ -85,23 +87,27 @@ class Kube:
     # ------------------------------------------------------------ raw requests
 
     def request(self, method: str, path: str, *, body: Any = None, query: dict[str, str] | None = None,
-                content_type: str = "application/json", timeout: float | None = None) -> JSON:
+                content_type: str = "application/json", timeout: float | None = None,
+                accept: str = "application/json") -> JSON:
         """Send one request; return the decoded JSON body or raise ApiError/ClusterUnreachable."""
         import urllib3
 
-        url = path + ("?" + urlencode(query) if query else "")
-        headers = {"Accept": "application/json", "Content-Type": content_type, **self.headers}
+        headers = {"Accept": accept, "Content-Type": content_type, **self.headers}
         data = body if isinstance(body, str | bytes) or body is None else json.dumps(body)
+        # param_serialize adds auth headers (bearer tokens, exec plugins) and the host; we send the
+        # bytes ourselves through the client's urllib3 pool (TLS and client certs configured there).
+        _, url, headers, _, _ = self._api.param_serialize(
+            method=method, resource_path=path, query_params=list(query.items()) if query else None,
+            header_params=headers, auth_settings=["BearerToken"])
         try:
-            resp = self._api.call_api(url, method, header_params=headers, body=data,
-                                      auth_settings=["BearerToken"], _preload_content=False,
-                                      _return_http_data_only=True,
-                                      _request_timeout=timeout or self.timeout)
+            resp = self._api.rest_client.pool_manager.request(
+                method, url, body=data, headers=headers, timeout=urllib3.Timeout(total=timeout or self.timeout),
+                preload_content=True)
         except urllib3.exceptions.HTTPError as err:
             raise ClusterUnreachable(f"API server {self.server} unreachable ({method} {path}): "
                                      f"{_short(err)}") from err
-        except Exception as err:  # the client raises ApiException for non-2xx
-            raise _api_error(err, method, path) from err
+        if resp.status >= 300:
+            raise _api_error(resp.status, resp.data, method, path)
         raw = resp.data
         return json.loads(raw) if raw else {}
 
@@ -119,6 +125,79 @@ class Kube:
         out = self.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=review)
         status = out.get("status", {})
         return bool(status.get("allowed")), str(status.get("reason") or status.get("evaluationError") or "")
+
+
+    # ------------------------------------------------------------ resources
+
+    def discover(self) -> ResourceMap:
+        """Every served kind, from two aggregated-discovery requests."""
+        infos: list[ResourceInfo] = []
+        for path in ("/api", "/apis"):
+            infos += parse_aggregated(self.request("GET", path, accept=DISCOVERY_ACCEPT))
+        return ResourceMap(infos)
+
+    def list(self, info: ResourceInfo, *, label_selector: str = "", namespace: str | None = None,
+             page: int = 1000) -> list[JSON]:
+        """All objects of a kind (cluster-wide unless `namespace`), apiVersion/kind filled in."""
+        path = object_path(info.api_version, info.plural, namespace if info.namespaced else None)
+        query = {"limit": str(page)}
+        if label_selector:
+            query["labelSelector"] = label_selector
+        items: list[JSON] = []
+        while True:
+            out = self.request("GET", path, query=query, timeout=max(self.timeout, 60))
+            for item in out.get("items") or []:
+                item.setdefault("apiVersion", info.api_version)
+                item.setdefault("kind", info.kind)
+                items.append(item)
+            token = (out.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+            query["continue"] = token
+
+    def get(self, info: ResourceInfo, name: str, namespace: str | None = None) -> JSON | None:
+        try:
+            return self.request("GET", object_path(info.api_version, info.plural, _ns(info, namespace), name))
+        except ApiError as err:
+            if err.status == 404:
+                return None
+            raise
+
+    def apply(self, info: ResourceInfo, obj: JSON, *, field_manager: str, force: bool = True,
+              dry_run: bool = False) -> JSON:
+        """Server-side apply (PATCH application/apply-patch+yaml; JSON is YAML)."""
+        meta = obj.get("metadata") or {}
+        query = {"fieldManager": field_manager, "force": "true" if force else "false"}
+        if dry_run:
+            query["dryRun"] = "All"
+        path = object_path(info.api_version, info.plural, _ns(info, meta.get("namespace")), meta["name"])
+        return self.request("PATCH", path, body=obj, query=query, content_type="application/apply-patch+yaml")
+
+    def delete(self, info: ResourceInfo, name: str, namespace: str | None = None, *,
+               propagation: str = "Background") -> bool:
+        """Delete one object; False if it was already gone."""
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
+        try:
+            self.request("DELETE", object_path(info.api_version, info.plural, _ns(info, namespace), name),
+                         body=body)
+        except ApiError as err:
+            if err.status == 404:
+                return False
+            raise
+        return True
+
+    def create(self, info: ResourceInfo, obj: JSON) -> JSON:
+        ns = (obj.get("metadata") or {}).get("namespace")
+        return self.request("POST", object_path(info.api_version, info.plural, _ns(info, ns)), body=obj)
+
+    def merge_patch(self, info: ResourceInfo, name: str, namespace: str | None, patch: JSON, *,
+                    subresource: str | None = None) -> JSON:
+        path = object_path(info.api_version, info.plural, _ns(info, namespace), name, subresource)
+        return self.request("PATCH", path, body=patch, content_type="application/merge-patch+json")
+
+
+def _ns(info: ResourceInfo, namespace: str | None) -> str | None:
+    return namespace if info.namespaced else None
 
 
 def _default_kubeconfig() -> str:
@@ -139,16 +218,14 @@ def _short(err: Exception) -> str:
     return text.splitlines()[0][:200]
 
 
-def _api_error(err: Exception, method: str, path: str) -> GitOpsError:
-    status = int(getattr(err, "status", 0) or 0)
-    body_text = getattr(err, "body", None)
-    if not status:
-        return ClusterUnreachable(f"{method} {path}: {_short(err)}")
+def _api_error(status: int, raw: bytes, method: str, path: str) -> GitOpsError:
     try:
-        body = json.loads(body_text) if body_text else {}
+        body = json.loads(raw) if raw else {}
     except ValueError:
         body = {}
-    message = str(body.get("message") or getattr(err, "reason", "") or body_text)
+    if not isinstance(body, dict):
+        body = {}
+    message = str(body.get("message") or raw[:300].decode(errors="replace") or f"HTTP {status}")
     return ApiError(status, message, str(body.get("reason", "")), body)
 
 

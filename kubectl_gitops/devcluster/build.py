@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from kubectl_gitops.adapters.paths import cache_root
 from kubectl_gitops.core.errors import DevClusterError
 from kubectl_gitops.devcluster import versions
 
@@ -36,15 +37,6 @@ KWOK_STAGES = (
     "kustomize/stage/pod/fast/pod-complete.yaml",
     "kustomize/stage/pod/fast/pod-delete.yaml",
 )
-
-
-def cache_root() -> Path:
-    """Where built binaries live: $KUBECTL_GITOPS_CACHE, else the XDG cache directory."""
-    explicit = os.environ.get("KUBECTL_GITOPS_CACHE")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "kubectl-gitops"
 
 
 @dataclass(frozen=True)
@@ -139,7 +131,7 @@ def _run_go(go: str, args: list[str], cwd: Path, progress: Progress, what: str) 
     ticker = threading.Thread(target=tick, daemon=True)
     ticker.start()
     try:
-        proc = subprocess.run([go, *args], cwd=cwd, env=_go_env(), capture_output=True, text=True)
+        proc = subprocess.run([go, *args], check=False, cwd=cwd, env=_go_env(), capture_output=True, text=True)
     finally:
         done.set()
     if proc.returncode != 0:
@@ -177,7 +169,7 @@ def _build_etcd(go: str, dest: Path, progress: Progress) -> None:
 
 def _staging_replaces(go: str, work: Path, kube: str) -> list[str]:
     """Every `k8s.io/<m> => ./staging/...` of the release go.mod, pinned to v0.X.Y instead."""
-    out = subprocess.run([go, "mod", "download", "-json", f"k8s.io/kubernetes@{kube}"], cwd=work,
+    out = subprocess.run(check=False, args=[go, "mod", "download", "-json", f"k8s.io/kubernetes@{kube}"], cwd=work,
                          env=_go_env(), capture_output=True, text=True)
     if out.returncode != 0:
         raise DevClusterError(f"cannot download k8s.io/kubernetes@{kube}: {out.stdout or out.stderr}")
@@ -189,7 +181,7 @@ def _staging_replaces(go: str, work: Path, kube: str) -> list[str]:
         if len(parts) >= 3 and parts[1] == "=>" and parts[2].startswith("./staging/"):
             mods.append(f"\t{parts[0]} => {parts[0]} {staging_version}")
     godebug = [line for line in gomod.splitlines() if line.startswith("godebug ")]
-    return godebug + ["replace ("] + mods + [")"]
+    return [*godebug, "replace (", *mods, ")"]
 
 
 def _version_ldflags(kube: str) -> str:
@@ -235,7 +227,7 @@ def _build_kwok(go: str, dest: Path, progress: Progress) -> None:
 
 
 def _go_value(go: str, name: str) -> str:
-    out = subprocess.run([go, "env", name], capture_output=True, text=True, env=_go_env())
+    out = subprocess.run([go, "env", name], check=False, capture_output=True, text=True, env=_go_env())
     return out.stdout.strip()
 
 

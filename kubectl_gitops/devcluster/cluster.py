@@ -336,7 +336,8 @@ def _apiserver_args(c: Cluster, b: build.Binaries) -> list[str]:
     p, port = c.pki, c.ports["apiserver"]
     return [str(b.kube_apiserver), f"--etcd-servers=http://127.0.0.1:{c.ports['etcd']}",
             f"--cert-dir={p}", f"--secure-port={port}", "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1", f"--service-cluster-ip-range={SERVICE_RANGE}",
+            "--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none",
+            f"--service-cluster-ip-range={SERVICE_RANGE}",
             "--allow-privileged=true", "--authorization-mode=Node,RBAC",
             f"--client-ca-file={p / 'ca.crt'}", f"--tls-cert-file={p / 'apiserver.crt'}",
             f"--tls-private-key-file={p / 'apiserver.key'}",

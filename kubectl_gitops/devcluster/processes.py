@@ -7,6 +7,7 @@ started them, and their pids are recorded with the binary path: a pid is only "o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -54,10 +55,8 @@ def alive(proc: Proc) -> bool:
 
 
 def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def stop(procs: list[Proc], timeout: float = 10.0) -> list[str]:
@@ -83,10 +82,8 @@ def _signal(proc: Proc, sig: signal.Signals) -> None:
     try:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(proc.pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 def _wait_gone(proc: Proc, timeout: float) -> None:
@@ -96,8 +93,12 @@ def _wait_gone(proc: Proc, timeout: float) -> None:
 
 
 def log_tail(path: str, lines: int = 12) -> str:
+    """The log's errors (klog `E` lines, panics, fatal) if any, else its last lines."""
     try:
         text = Path(path).read_text(errors="replace")
     except OSError:
         return "(no log)"
-    return "\n".join("    " + line for line in text.strip().splitlines()[-lines:])
+    all_lines = text.strip().splitlines()
+    errors = [line for line in all_lines if line[:1] in ("E", "F") or "panic" in line or "fatal" in line.lower()]
+    chosen = errors[-lines:] if errors else all_lines[-lines:]
+    return "\n".join("    " + line[:400] for line in chosen)

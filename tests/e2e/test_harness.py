@@ -32,7 +32,7 @@ def test_rbac_refuses_unprivileged_user(dev_cluster: DevCluster, namespace: str,
     denied = kubectl("-n", namespace, "create", "configmap", "x", "--from-literal=a=b",
                      kubeconfig=str(cfg), check=False)
     assert denied.returncode != 0
-    assert "Forbidden" in denied.stderr and 'User "mallory"' in denied.stderr
+    assert "is forbidden" in denied.stderr and 'User "mallory"' in denied.stderr
     can = kubectl("auth", "can-i", "create", "configmaps", "-n", namespace, kubeconfig=str(cfg), check=False)
     assert can.stdout.strip() == "no"
 

@@ -1,0 +1,261 @@
+"""The drift guard: nobody but a Sync's applier changes what Git owns (pure).
+
+`review(request, lookup, ...)` is the whole decision; the webhook only parses, fetches, and
+answers. The rules, in the order they are applied:
+
+1. Only UPDATE and DELETE are judged, and only of objects whose *old* state carries both
+   ownership labels (the new state is the requester's to choose, so it proves nothing).
+   The status subresource passes: the API server discards everything but status on /status
+   for custom resources and spec for built-ins, and refusing a controller's status write
+   would wedge rollouts. The scale subresource carries an autoscaling/v1 Scale without labels
+   or managedFields, so it is judged against the live parent the adapter fetched.
+2. Identity comes from `userInfo` only, never from field-manager names: any client can send
+   `--field-manager=kubectl-gitops`. The Sync's applier passes; the garbage collector and the
+   namespace controller may delete (a namespace must be able to go away); updates to an
+   object that is already being deleted pass (finalizers must be removable).
+3. A Sync that no longer exists (orphan), is suspended, or has `driftGuard: off` lets it pass.
+4. What counts as a change: any field the `kubectl-gitops` manager owns through Apply in the
+   old object's managedFields, the ownership labels themselves, and the manager's own
+   managedFields record (rewriting that record is the way to disown fields before editing them).
+5. A change by anyone else is refused (403) in enforce mode, allowed with a warning in warn
+   mode, and allowed with a warning and an audit annotation for the break-glass group, which is
+   read from `userInfo.groups` and nothing else. Dry-run requests are judged the same.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
+
+from kubectl_gitops.constants import FIELD_MANAGER, LABEL_SYNC, LABEL_SYNC_NAMESPACE
+from kubectl_gitops.core.admission import AdmissionRequest, AdmissionResponse, allow
+from kubectl_gitops.core.managed_fields import changed_owned, format_path, owned_paths
+
+JSON = dict[str, Any]
+
+MODES: Final = ("enforce", "warn", "off")
+SYSTEM_DELETERS: Final = frozenset({
+    "system:serviceaccount:kube-system:generic-garbage-collector",
+    "system:serviceaccount:kube-system:namespace-controller",
+    # kube-controller-manager without --use-service-account-credentials runs every controller
+    # as this one user; only the control plane holds its client certificate.
+    "system:kube-controller-manager",
+})
+MAX_FIELDS_SHOWN: Final = 3
+REPLICAS: Final = (("f", "spec"), ("f", "replicas"))
+RECORD_FIELD: Final = f"metadata.managedFields[manager={FIELD_MANAGER}]"
+
+
+@dataclass(frozen=True)
+class SyncInfo:
+    """What the guard needs to know about the Sync named by an object's ownership labels."""
+
+    name: str
+    namespace: str
+    source_url: str = ""
+    path: str = ""
+    revision: str = ""
+    mode: str = "enforce"
+    appliers: frozenset[str] = field(default_factory=frozenset)
+    suspended: bool = False
+
+
+SyncLookup = Callable[[str, str], SyncInfo | None]
+"""`lookup(namespace, name)`: the Sync, or None when it does not exist."""
+
+
+def ownership(obj: Mapping[str, Any] | None) -> tuple[str, str] | None:
+    """(sync namespace, sync name) from an object's ownership labels, or None if not both set."""
+    meta = (obj or {}).get("metadata")
+    labels = meta.get("labels") if isinstance(meta, Mapping) else None
+    if not isinstance(labels, Mapping):
+        return None
+    name, namespace = labels.get(LABEL_SYNC), labels.get(LABEL_SYNC_NAMESPACE)
+    if isinstance(name, str) and isinstance(namespace, str) and name and namespace:
+        return namespace, name
+    return None
+
+
+def needs_judgement(req: AdmissionRequest) -> bool:
+    """Whether `review` could refuse `req`: what the webhook fails closed on when it breaks."""
+    if req.operation not in ("UPDATE", "DELETE") or req.sub_resource == "status":
+        return False
+    return req.sub_resource == "scale" or ownership(req.old_object) is not None
+
+
+def in_break_glass(req: AdmissionRequest, group: str) -> bool:
+    """True when the authenticated user is in the break-glass group (never from object content)."""
+    return bool(group) and group in req.user_info.groups
+
+
+def review(req: AdmissionRequest, lookup: SyncLookup, *, break_glass_group: str,
+           parent: Mapping[str, Any] | None = None) -> AdmissionResponse:
+    """Judge one admission request; `parent` is the live parent object for a scale request."""
+    skip = next((reason for reason, applies in _SKIPS if applies(req)), None)
+    if skip:
+        return allow(req, skip)
+    # A Scale has neither labels nor managedFields: ownership is the parent's.
+    subject = parent if req.sub_resource == "scale" else req.old_object
+    owner = ownership(subject)
+    if subject is None or owner is None:
+        return allow(req, "ScaleParentUnknown" if subject is None else "NotManaged")
+    gate = _gate(req, owner, lookup)
+    if isinstance(gate, AdmissionResponse):
+        return gate
+    fields = _violations(req, subject)
+    if not fields:
+        return allow(req, "NoOwnedFieldChanged")
+    return _verdict(req, gate, fields, break_glass_group)
+
+
+def _is_scale(req: AdmissionRequest) -> bool:
+    return req.sub_resource == "scale"
+
+
+# (reason, applies): requests that pass before any Sync is looked up, first match wins.
+_SKIPS: Final[tuple[tuple[str, Callable[[AdmissionRequest], bool]], ...]] = (
+    ("NotJudged", lambda r: r.operation not in ("UPDATE", "DELETE")),
+    ("NotJudged", lambda r: _is_scale(r) and r.operation != "UPDATE"),
+    ("StatusSubresource", lambda r: r.sub_resource == "status"),
+    ("NotManaged", lambda r: not _is_scale(r) and ownership(r.old_object) is None),
+    ("SystemDelete", lambda r: r.operation == "DELETE" and r.user_info.username in SYSTEM_DELETERS),
+    ("BeingDeleted", lambda r: r.operation == "UPDATE" and not _is_scale(r) and _being_deleted(r.old_object)),
+)
+
+
+def _gate(req: AdmissionRequest, owner: tuple[str, str], lookup: SyncLookup) -> AdmissionResponse | SyncInfo:
+    """The Sync to judge against, or the early `allowed` answer."""
+    sync = lookup(*owner)
+    if sync is None:
+        return allow(req, "OrphanSync")
+    if req.user_info.username in sync.appliers:
+        return allow(req, "Applier")
+    if sync.suspended:
+        return allow(req, "SyncSuspended")
+    if sync.mode == "off":
+        return allow(req, "GuardOff")
+    return sync
+
+
+def _violations(req: AdmissionRequest, subject: Mapping[str, Any]) -> list[str]:
+    """What the request does to Git's fields: ["(delete)"], the changed paths, or []."""
+    if req.operation == "DELETE":
+        return ["(delete)"]
+    if _is_scale(req):
+        return _scale_fields(req, subject)
+    return _changed_fields(subject, req.object)
+
+
+def _scale_fields(req: AdmissionRequest, parent: Mapping[str, Any]) -> list[str]:
+    if REPLICAS not in owned_paths(parent):
+        return []  # e.g. an HPA owns replicas, Git does not
+    before = _replicas(req.old_object if req.old_object is not None else parent)
+    return [] if before == _replicas(req.object) else ["spec.replicas"]
+
+
+def _replicas(obj: Mapping[str, Any] | None) -> object:
+    spec = (obj or {}).get("spec")
+    return spec.get("replicas") if isinstance(spec, Mapping) else None
+
+
+def _being_deleted(obj: Mapping[str, Any] | None) -> bool:
+    meta = (obj or {}).get("metadata")
+    return isinstance(meta, Mapping) and bool(meta.get("deletionTimestamp"))
+
+
+def _changed_fields(old: Mapping[str, Any], new: Mapping[str, Any] | None) -> list[str]:
+    if new is None:
+        return []
+    owned = owned_paths(old)
+    fields = changed_owned(old, new, owned)
+    for label in (LABEL_SYNC, LABEL_SYNC_NAMESPACE):
+        if _label(old, label) != _label(new, label):
+            shown = format_path((("f", "metadata"), ("f", "labels"), ("f", label)))
+            if shown not in fields:
+                fields.append(shown)
+    # A changed owned value also moves ownership in the record; report the record only when it
+    # changed on its own (someone rewrote managedFields to disown Git's fields before editing).
+    if not fields and owned_paths(new) != owned:
+        fields.append(RECORD_FIELD)
+    return fields
+
+
+def _label(obj: Mapping[str, Any], key: str) -> object:
+    meta = obj.get("metadata")
+    labels = meta.get("labels") if isinstance(meta, Mapping) else None
+    return labels.get(key) if isinstance(labels, Mapping) else None
+
+
+# ------------------------------------------------------------------ answers
+
+
+def _verdict(req: AdmissionRequest, sync: SyncInfo, fields: list[str], group: str) -> AdmissionResponse:
+    what = _what(fields)
+    target = _target(req)
+    sync_ref = f"{sync.namespace}/{sync.name}"
+    audit = {"sync": sync_ref, "fields": _clean(", ".join(fields))[:256]}
+    if in_break_glass(req, group):
+        return allow(req, "BreakGlass", audit_annotations={**audit, "drift-guard": "break-glass"},
+                     warnings=(f"break-glass: Sync {sync_ref} owns {_brief(fields)}; "
+                               f"Git reverts it unless suspended",))
+    if sync.mode == "warn":
+        return allow(req, "DriftWarned", audit_annotations={**audit, "drift-guard": "warned"},
+                     warnings=(f"drift: Sync {sync_ref} owns {_brief(fields)}; change it in Git",))
+    message = (
+        f"{target} is managed by Sync {sync_ref} (source {_safe_url(sync.source_url)}, "
+        f"path {_clean(sync.path) or '.'}, revision {_clean(sync.revision) or 'unknown'}): {what} refused.\n"
+        f"Change it in Git, or suspend the Sync: kubectl gitops suspend sync {sync.name} -n {sync.namespace}")
+    return AdmissionResponse(uid=req.uid, allowed=False, code=403, message=message, reason=_deny_reason(fields),
+                             audit_annotations={**audit, "drift-guard": "denied"})
+
+
+def _deny_reason(fields: list[str]) -> str:
+    return "DeleteRefused" if fields == ["(delete)"] else "OwnedFieldChanged"
+
+
+def _brief(fields: list[str]) -> str:
+    """The first field only: warnings must fit in 120 characters with the way forward."""
+    if fields == ["(delete)"]:
+        return "this object (delete)"
+    return fields[0] + (f" (+{len(fields) - 1} more)" if len(fields) > 1 else "")
+
+
+def _what(fields: list[str]) -> str:
+    if fields == ["(delete)"]:
+        return "delete"
+    shown = ", ".join(fields[:MAX_FIELDS_SHOWN])
+    more = len(fields) - MAX_FIELDS_SHOWN
+    return f"change to {shown}" + (f" (+{more} more)" if more > 0 else "")
+
+
+def _target(req: AdmissionRequest) -> str:
+    meta = (req.old_object or {}).get("metadata")
+    name = req.name or (str(meta.get("name", "")) if isinstance(meta, Mapping) else "")
+    where = f"{req.namespace}/{name}" if req.namespace else name
+    return f"{req.kind.kind} {where}".strip()
+
+
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def _clean(text: str) -> str:
+    """One line, no control characters: these strings come from objects users can write."""
+    return _CONTROL.sub(" ", text).strip()
+
+
+def _safe_url(url: str) -> str:
+    """The source URL without credentials or query (tokens live there), fit for any user's eyes."""
+    url = _clean(url)
+    if not url:
+        return "unknown"
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(unparseable URL)"
+    if not parts.netloc:
+        return url  # scp-like git@host:org/repo: the user part is a login name, not a secret
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))

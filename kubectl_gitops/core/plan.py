@@ -1,0 +1,321 @@
+"""Plan: decide which objects need a write, from the live objects alone.
+
+Flux asks the API server for a server-side dry-run of every object to see whether it changed;
+at thousands of objects that is thousands of requests per sync. Instead, the caller lists the
+live objects (one request per kind and namespace) and this module decides locally: an object
+is unchanged when everything Git says about it is already *contained* in the live object. Fields
+the API server added (defaults, status, other managers' fields) do not matter; only what Git sets.
+
+Containment has to forgive what the API server rewrites, or every sync would write everything:
+- Secret `stringData` is stored as base64 `data`;
+- resource quantities are canonicalised (`1000m` -> `1`, `1024Mi` -> `1Gi`), but only inside
+  `resources` (and ResourceQuota `spec.hard`, LimitRange `spec.limits`): elsewhere "1000m" and "1"
+  are different strings;
+- a port given as a number and as its decimal string are the same port (only for `*port` keys);
+- `null`, `{}` and `[]` in Git match an absent field (the server drops them);
+- server-owned metadata (uid, resourceVersion, generation, creationTimestamp, managedFields) and
+  `status` are never compared, and neither is our revision annotation: it changes with every
+  commit, and comparing it would turn every unchanged object into a write. An unchanged object
+  therefore keeps the revision that last changed it, which is the more useful fact anyway.
+Zero values (`false`, `0`, `""`) are *not* forgiven: for pointer fields an absent value means a
+non-zero default (`automountServiceAccountToken`), and a missed write is worse than a no-op write.
+
+The desired objects passed in must be exactly what will be applied (stamped, namespaced).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from fractions import Fraction
+from typing import Any
+
+from kubectl_gitops import constants
+from kubectl_gitops.core.objects import IdentityKey, ObjectRef, ref_of
+
+PathPart = str | int
+
+_SERVER_METADATA = (
+    "managedFields",
+    "resourceVersion",
+    "uid",
+    "generation",
+    "creationTimestamp",
+    "selfLink",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+)
+_PORT_KEYS = frozenset({"port", "targetPort", "containerPort", "hostPort", "nodePort"})
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+# --- quantities ------------------------------------------------------------------------------
+
+_QUANTITY = re.compile(r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))([eE][+-]?[0-9]+|[KMGTPE]i|[numkMGTPE])?$")
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DECIMAL = {
+    "n": Fraction(1, 10**9),
+    "u": Fraction(1, 10**6),
+    "m": Fraction(1, 10**3),
+    "": Fraction(1),
+    "k": Fraction(10**3),
+    "M": Fraction(10**6),
+    "G": Fraction(10**9),
+    "T": Fraction(10**12),
+    "P": Fraction(10**15),
+    "E": Fraction(10**18),
+}
+
+
+def parse_quantity(value: Any) -> Fraction | None:
+    """A Kubernetes resource quantity as an exact number, or None if it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return Fraction(value)
+    match = _QUANTITY.match(value.strip()) if isinstance(value, str) else None
+    if not match:
+        return None
+    amount = Fraction(Decimal(match.group(1)))  # the regex admits only plain decimals
+    suffix = match.group(2) or ""
+    if suffix in _BINARY:
+        return amount * _BINARY[suffix]
+    if suffix[:1] in ("e", "E") and len(suffix) > 1:
+        return amount * Fraction(10) ** int(suffix[1:])
+    return amount * _DECIMAL[suffix]
+
+
+# --- containment -----------------------------------------------------------------------------
+
+
+def format_path(path: Iterable[PathPart]) -> str:
+    """`("spec", "containers", 0, "image")` -> `spec.containers[0].image`; keys that are not plain
+    identifiers are quoted: `metadata.labels["app.kubernetes.io/name"]`."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _IDENTIFIER.match(part):
+            out += f".{part}" if out else part
+        else:
+            out += f'["{part}"]'
+    return out
+
+
+def _is_secret(obj: Mapping[str, Any]) -> bool:
+    return obj.get("apiVersion") == "v1" and obj.get("kind") == "Secret"
+
+
+def _canonical_base64(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return base64.b64encode(base64.b64decode("".join(value.split()), validate=True)).decode()
+    except (binascii.Error, ValueError):
+        return value  # not base64: let the comparison (and later the API server) see it as is
+
+
+def _prepare_desired(desired: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `desired` without what we never compare, Secrets folded to their stored form."""
+    obj = copy.deepcopy(dict(desired))
+    for key in ("apiVersion", "kind", "status"):
+        obj.pop(key, None)
+    metadata = obj.get("metadata")
+    if isinstance(metadata, dict):
+        for key in _SERVER_METADATA:
+            metadata.pop(key, None)
+        annotations = metadata.get("annotations")
+        if isinstance(annotations, dict):
+            annotations.pop(constants.ANNOTATION_REVISION, None)
+    if _is_secret(desired):
+        data = {k: _canonical_base64(v) for k, v in (obj.get("data") or {}).items()}
+        for key, text in (obj.pop("stringData", None) or {}).items():
+            data[key] = base64.b64encode(str(text).encode()).decode()  # stringData wins, as on the server
+        if data:
+            obj["data"] = data
+    return obj
+
+
+def _quantity_scope(kind: str, path: tuple[PathPart, ...], key: PathPart) -> bool:
+    if key == "resources":
+        return True
+    return path == ("spec",) and (kind, key) in (("ResourceQuota", "hard"), ("LimitRange", "limits"))
+
+
+def _scalars_equal(want: Any, have: Any, key: PathPart | None, quantities: bool) -> bool:
+    if isinstance(want, bool) or isinstance(have, bool):
+        return want is have  # True == 1 in Python; not in JSON
+    if want == have and isinstance(want, str) == isinstance(have, str):
+        return True
+    if quantities:
+        want_q, have_q = parse_quantity(want), parse_quantity(have)
+        if want_q is not None and want_q == have_q:
+            return True
+    if key in _PORT_KEYS:
+        pair = (want, have) if isinstance(want, int) else (have, want)
+        return isinstance(pair[0], int) and isinstance(pair[1], str) and pair[1] == str(pair[0])
+    return False
+
+
+@dataclass
+class _Differ:
+    kind: str
+    paths: list[str] = field(default_factory=list)
+
+    def compare(self, want: Any, have: Any, path: tuple[PathPart, ...], quantities: bool) -> None:
+        if want is None:
+            return  # null in Git: no opinion (the server drops it)
+        if isinstance(want, dict):
+            self._mapping(want, have, path, quantities)
+        elif isinstance(want, list):
+            self._sequence(want, have, path, quantities)
+        elif not _scalars_equal(want, have, path[-1] if path else None, quantities):
+            self.paths.append(format_path(path))
+
+    def _mapping(self, want: dict[str, Any], have: Any, path: tuple[PathPart, ...], quantities: bool) -> None:
+        if not isinstance(have, dict):
+            if want or have is not None:
+                self.paths.append(format_path(path))
+            return
+        for key, value in want.items():
+            if key in have:
+                scope = quantities or _quantity_scope(self.kind, path, key)
+                self.compare(value, have[key], (*path, key), scope)
+            elif value not in (None, {}, []):
+                self.paths.append(format_path((*path, key)))
+
+    def _sequence(self, want: list[Any], have: Any, path: tuple[PathPart, ...], quantities: bool) -> None:
+        if not isinstance(have, list) or len(have) != len(want):
+            if want or have is not None:
+                self.paths.append(format_path(path))
+            return
+        for index, (item, live_item) in enumerate(zip(want, have, strict=True)):
+            self.compare(item, live_item, (*path, index), quantities)
+
+
+def diff_paths(desired: Mapping[str, Any], live: Mapping[str, Any]) -> list[str]:
+    """Paths (in desired's order) where `desired` is not contained in `live`; [] = no write needed."""
+    differ = _Differ(kind=str(desired.get("kind", "")))
+    differ.compare(_prepare_desired(desired), dict(live), (), False)
+    return differ.paths
+
+
+# --- change sets -----------------------------------------------------------------------------
+
+
+class Verb(StrEnum):
+    CREATE = "create"
+    CONFIGURE = "configure"
+    UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True)
+class Action:
+    """What to do with one desired object, and why (`paths` for configure)."""
+
+    ref: ObjectRef
+    verb: Verb
+    paths: tuple[str, ...] = ()
+    obj: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def needs_write(self) -> bool:
+        return self.verb is not Verb.UNCHANGED
+
+
+@dataclass(frozen=True)
+class ChangeSet:
+    """One Action per desired object, in the order the objects were given."""
+
+    actions: tuple[Action, ...]
+
+    def with_verb(self, verb: Verb) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if a.verb is verb)
+
+    @property
+    def writes(self) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if a.needs_write)
+
+    def counts(self) -> dict[str, int]:
+        return {verb.value: len(self.with_verb(verb)) for verb in Verb}
+
+
+def plan(desired: Iterable[dict[str, Any]], live: Mapping[ObjectRef, dict[str, Any]]) -> ChangeSet:
+    """Compare each desired object with its live counterpart, found by identity (the version in the
+    live map's keys does not matter). No live object -> create; differences -> configure."""
+    by_key: dict[IdentityKey, dict[str, Any]] = {ref.key: obj for ref, obj in live.items()}
+    actions = []
+    for obj in desired:
+        ref = ref_of(obj)
+        current = by_key.get(ref.key)
+        if current is None:
+            actions.append(Action(ref, Verb.CREATE, obj=obj))
+            continue
+        paths = tuple(diff_paths(obj, current))
+        actions.append(Action(ref, Verb.CONFIGURE if paths else Verb.UNCHANGED, paths, obj))
+    return ChangeSet(tuple(actions))
+
+
+# --- ownership -------------------------------------------------------------------------------
+
+
+def digest(obj: Mapping[str, Any]) -> str:
+    """A short, stable digest of an object's Git content (canonical JSON, stamps excluded).
+
+    `diff_paths` can only see fields that are in Git; a field *removed* from Git still sits in
+    the live object and looks "contained". The digest annotation changes whenever the object's
+    Git content does, so such a change becomes a write, and server-side apply removes the field.
+    """
+    clean = copy.deepcopy(dict(obj))
+    annotations = (clean.get("metadata") or {}).get("annotations") or {}
+    for key in (constants.ANNOTATION_REVISION, constants.ANNOTATION_DIGEST):
+        annotations.pop(key, None)
+    text = json.dumps(clean, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def stamp(obj: Mapping[str, Any], sync_name: str, sync_namespace: str, revision: str) -> dict[str, Any]:
+    """A deep copy of `obj` carrying the ownership labels, the revision and the content digest."""
+    stamped = copy.deepcopy(dict(obj))
+    metadata = stamped.setdefault("metadata", {})
+    labels = metadata.get("labels") or {}
+    annotations = metadata.get("annotations") or {}
+    labels[constants.LABEL_SYNC] = sync_name
+    labels[constants.LABEL_SYNC_NAMESPACE] = sync_namespace
+    metadata["labels"], metadata["annotations"] = labels, annotations
+    annotations[constants.ANNOTATION_DIGEST] = digest(stamped)
+    annotations[constants.ANNOTATION_REVISION] = revision
+    return stamped
+
+
+def prunable(
+    stale_ref: ObjectRef, live_obj: Mapping[str, Any] | None, sync_name: str, sync_namespace: str
+) -> tuple[bool, str]:
+    """May this stale object be deleted? (answer, reason for the record).
+
+    Only when the live object still says it belongs to this Sync: someone may have adopted it
+    elsewhere (relabelled it) since we applied it, and deleting their object would be a disaster.
+    A missing object is already gone: nothing to delete, and it can leave the inventory."""
+    if live_obj is None:
+        return False, f"{stale_ref.display} is already gone"
+    metadata = live_obj.get("metadata") or {}
+    labels = metadata.get("labels") or {}
+    annotations = metadata.get("annotations") or {}
+    owner = (labels.get(constants.LABEL_SYNC), labels.get(constants.LABEL_SYNC_NAMESPACE))
+    if owner != (sync_name, sync_namespace):
+        return False, (
+            f"{stale_ref.display} is not owned by Sync {sync_namespace}/{sync_name} "
+            f"(its labels say {owner[1] or '?'}/{owner[0] or '?'})"
+        )
+    if annotations.get(constants.ANNOTATION_PRUNE) == constants.PRUNE_DISABLED:
+        return False, f"{stale_ref.display} has {constants.ANNOTATION_PRUNE}: {constants.PRUNE_DISABLED}"
+    if metadata.get("deletionTimestamp"):
+        return False, f"{stale_ref.display} is already being deleted"
+    return True, f"{stale_ref.display} is no longer in Git"

@@ -1,0 +1,221 @@
+"""Staged, concurrent server-side apply and inventory-driven prune.
+
+The change set comes from the pure planner: objects whose live state already contains what Git
+says cost no request at all. What must be written is applied in stages (cluster definitions
+first, waiting for CRDs to be Established; webhook configurations last), each stage
+concurrently, as field manager `kubectl-gitops`. Every object gets its own result; a stage with
+a failure stops the ones after it, and the caller never prunes after a failed apply.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from kubectl_gitops.adapters.kube import ApiError, Kube
+from kubectl_gitops.constants import FIELD_MANAGER, LABEL_SYNC, LABEL_SYNC_NAMESPACE
+from kubectl_gitops.core.discovery import ResourceInfo, ResourceMap, from_crd
+from kubectl_gitops.core.errors import ApplyFailed, GitOpsError
+from kubectl_gitops.core.objects import IdentityKey, ObjectRef, ref_of
+from kubectl_gitops.core.plan import Action, ChangeSet, Verb, plan, prunable
+from kubectl_gitops.core.stages import stage_of
+
+JSON = dict[str, Any]
+Tick = Callable[[str, ObjectRef], None]
+
+
+@dataclass(frozen=True)
+class ObjectResult:
+    """What happened to one object: created | configured | unchanged | pruned | failed | skipped."""
+
+    ref: ObjectRef
+    action: str
+    message: str = ""
+
+
+def selector(sync_name: str, sync_namespace: str) -> str:
+    return f"{LABEL_SYNC}={sync_name},{LABEL_SYNC_NAMESPACE}={sync_namespace}"
+
+
+class Applier:
+    """Applies and prunes for one Sync, as that Sync's applier identity."""
+
+    def __init__(self, kube: Kube, resources: ResourceMap, sync_name: str, sync_namespace: str, *,
+                 concurrency: int = 16, force: bool = False, tick: Tick | None = None) -> None:
+        self.kube = kube
+        self.resources = resources
+        self.sync_name = sync_name
+        self.sync_namespace = sync_namespace
+        self.concurrency = concurrency
+        self.force = force
+        self.tick = tick or (lambda _a, _r: None)
+
+    # ------------------------------------------------------------ reading live state
+
+    def info(self, api_version: str, kind: str) -> ResourceInfo:
+        found = self.resources.get(api_version, kind)
+        if found is None:
+            raise ApplyFailed(f"{kind} in {api_version} is not served by the API server")
+        return found
+
+    def live_objects(self, kinds: Iterable[tuple[str, str]]) -> dict[IdentityKey, JSON]:
+        """Our live objects of these kinds: one labelled LIST per kind, not a request per object."""
+        live: dict[IdentityKey, JSON] = {}
+        sel = selector(self.sync_name, self.sync_namespace)
+        infos = {k: self.resources.get(*k) for k in set(kinds)}
+        served = [i for i in infos.values() if i is not None]
+        with ThreadPoolExecutor(max_workers=min(8, max(1, len(served)))) as pool:
+            for items in pool.map(lambda i: self.kube.list(i, label_selector=sel), served):
+                for obj in items:
+                    live[ref_of(obj).key] = obj
+        return live
+
+    # ------------------------------------------------------------ apply
+
+    def plan(self, desired: list[JSON], live: Mapping[IdentityKey, JSON]) -> ChangeSet:
+        by_ref = {ref_of(obj): obj for obj in live.values()}
+        return plan(desired, by_ref)
+
+    def apply(self, changes: ChangeSet, started: float) -> list[ObjectResult]:
+        """Apply the change set stage by stage; raise ApplyFailed (with results) on any failure."""
+        results: list[ObjectResult] = [ObjectResult(a.ref, "unchanged") for a in changes.with_verb(Verb.UNCHANGED)]
+        for ref in (a.ref for a in changes.with_verb(Verb.UNCHANGED)):
+            self.tick("unchanged", ref)
+        stages: dict[int, list[Action]] = {}
+        for action in changes.writes:
+            stages.setdefault(stage_of(action.obj), []).append(action)
+        crds = [a.obj for a in changes.actions if a.obj.get("kind") == "CustomResourceDefinition"]
+        for stage in sorted(stages):
+            outcome = self._apply_all(stages[stage], started)
+            results += outcome
+            failed = [r for r in outcome if r.action == "failed"]
+            if failed:
+                raise ApplyFailedWith(results, failed)
+            if stage == 0 and crds:
+                self._wait_established(crds)
+        if 0 not in stages and crds:
+            self._wait_established(crds)
+        return results
+
+    def _apply_all(self, actions: list[Action], started: float) -> list[ObjectResult]:
+        if len(actions) == 1:
+            return [self._apply_one(actions[0], started)]
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            return list(pool.map(lambda a: self._apply_one(a, started), actions))
+
+    def _apply_one(self, action: Action, started: float) -> ObjectResult:
+        ref = action.ref
+        try:
+            info = self.info(ref.api_version, ref.kind)
+            out = self._ssa(info, action.obj)
+        except ApiError as err:
+            result = self._on_apply_error(action, err, started)
+        except GitOpsError as err:
+            result = ObjectResult(ref, "failed", str(err))
+        else:
+            result = ObjectResult(ref, _created_or_configured(action, out, started))
+        self.tick(result.action, ref)
+        return result
+
+    def _ssa(self, info: ResourceInfo, obj: JSON) -> JSON:
+        return self.kube.apply(info, obj, field_manager=FIELD_MANAGER, force=True)
+
+    def _on_apply_error(self, action: Action, err: ApiError, started: float) -> ObjectResult:
+        if self.force and err.status == 422 and "immutable" in str(err):
+            return self._recreate(action, started)
+        return ObjectResult(action.ref, "failed", f"{action.ref.display}: {err}")
+
+    def _recreate(self, action: Action, started: float) -> ObjectResult:
+        """`force`: an immutable field changed, so delete the object and create it again."""
+        ref = action.ref
+        info = self.info(ref.api_version, ref.kind)
+        try:
+            self.kube.delete(info, ref.name, ref.namespace or None, propagation="Foreground")
+            deadline = time.monotonic() + 60
+            while self.kube.get(info, ref.name, ref.namespace or None) is not None:
+                if time.monotonic() > deadline:
+                    return ObjectResult(ref, "failed", f"{ref.display}: still deleting after 60s (force)")
+                time.sleep(0.2)
+            self._ssa(info, action.obj)
+        except GitOpsError as err:
+            return ObjectResult(ref, "failed", f"{ref.display}: recreate failed: {err}")
+        return ObjectResult(ref, "configured", "recreated (immutable field changed, force)")
+
+    def _wait_established(self, crds: list[JSON], timeout: float = 60) -> None:
+        info = self.info("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+        deadline = time.monotonic() + timeout
+        for crd in crds:
+            name = crd["metadata"]["name"]
+            while True:
+                live = self.kube.get(info, name)
+                conds = {c.get("type"): c.get("status") for c in ((live or {}).get("status") or {})
+                         .get("conditions") or []}
+                if conds.get("Established") == "True":
+                    break
+                if time.monotonic() > deadline:
+                    raise ApplyFailed(f"CustomResourceDefinition/{name} not Established after {timeout:.0f}s")
+                time.sleep(0.2)
+            self.resources = self.resources.with_extra(from_crd(crd))
+
+    # ------------------------------------------------------------ prune
+
+    def prune(self, stale: Iterable[ObjectRef], live: Mapping[IdentityKey, JSON]) -> tuple[
+            list[ObjectResult], list[ObjectRef]]:
+        """Delete stale objects that still carry our labels. Returns results and refs to keep."""
+        todo: list[ObjectRef] = []
+        results: list[ObjectResult] = []
+        for ref in stale:
+            ok, why = prunable(ref, live.get(ref.key), self.sync_name, self.sync_namespace)
+            if ok:
+                todo.append(ref)
+            else:
+                results.append(ObjectResult(ref, "skipped", why))
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            deleted = list(pool.map(self._delete_one, todo))
+        results += deleted
+        keep = [r.ref for r in deleted if r.action == "failed"]
+        return results, keep
+
+    def _delete_one(self, ref: ObjectRef) -> ObjectResult:
+        try:
+            info = self.resources.get(ref.api_version, ref.kind)
+            if info is None:
+                return ObjectResult(ref, "skipped", f"{ref.kind} is no longer served")
+            self.kube.delete(info, ref.name, ref.namespace or None)
+        except GitOpsError as err:
+            result = ObjectResult(ref, "failed", f"{ref.display}: delete failed: {err}")
+        else:
+            result = ObjectResult(ref, "pruned")
+        self.tick(result.action, ref)
+        return result
+
+
+class ApplyFailedWith(ApplyFailed):
+    """ApplyFailed carrying every per-object result so far (for the summary and the record)."""
+
+    def __init__(self, results: list[ObjectResult], failed: list[ObjectResult]) -> None:
+        first = "; ".join(r.message for r in failed[:3])
+        more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""
+        super().__init__(f"{len(failed)} object(s) failed to apply: {first}{more}")
+        self.results = results
+
+
+def _created_or_configured(action: Action, out: JSON, started: float) -> str:
+    if action.verb is Verb.CONFIGURE:
+        return "configured"
+    created = str((out.get("metadata") or {}).get("creationTimestamp") or "")
+    return "created" if _is_recent(created, started) else "configured"
+
+
+def _is_recent(timestamp: str, started: float) -> bool:
+    """Created by this run? (An unlabelled object that already existed is "configured".)"""
+    from calendar import timegm
+
+    try:
+        when = timegm(time.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        return True
+    return when >= int(started) - 1

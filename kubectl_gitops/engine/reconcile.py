@@ -1,0 +1,363 @@
+"""Reconcile one Sync, top to bottom: dependencies, source, build, apply, prune, health, record.
+
+Each step has a named failure reason and a failing step stops the steps after it: nothing is
+applied from a build that failed, nothing is pruned after a failed apply, and the last applied
+revision stays recorded as the last good one. Reads a little like Flux's kustomize-controller on
+purpose: users who know one can follow the other.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubectl_gitops.adapters.kube import ApiError, Kube
+from kubectl_gitops.adapters.render import render
+from kubectl_gitops.core import manifests as mf
+from kubectl_gitops.core.discovery import ResourceInfo, ResourceMap
+from kubectl_gitops.core.errors import (
+    ApplyFailed,
+    BuildFailed,
+    DependencyNotReady,
+    GitOpsError,
+)
+from kubectl_gitops.core.graph import find_cycle
+from kubectl_gitops.core.inventory import Inventory, stale
+from kubectl_gitops.core.objects import IdentityKey, ObjectRef, ref_of
+from kubectl_gitops.core.plan import stamp
+from kubectl_gitops.core.spec import InvalidSpec, SyncSpec, parse_sync
+from kubectl_gitops.core.status import RunRecord, count_results, is_true, push_history
+from kubectl_gitops.engine import record
+from kubectl_gitops.engine.apply import Applier, ApplyFailedWith, ObjectResult, Tick, selector
+from kubectl_gitops.engine.health import wait_healthy
+from kubectl_gitops.engine.source import SourceFetcher, Tree
+
+JSON = dict[str, Any]
+CONFIGMAPS = ResourceInfo("", "v1", "ConfigMap", "configmaps", True)
+SECRETS = ResourceInfo("", "v1", "Secret", "secrets", True)
+
+
+class DependencyCycle(InvalidSpec):
+    reason = "DependencyCycle"
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """What one reconcile did; the CLI renders it, the status records it."""
+
+    namespace: str
+    name: str
+    revision: str
+    ready: bool
+    reason: str
+    message: str
+    duration: float
+    results: tuple[ObjectResult, ...] = ()
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass
+class _Run:
+    """Mutable facts gathered along one run."""
+
+    spec: SyncSpec
+    obj: JSON
+    started: float
+    started_at: Any
+    revision: str = ""
+    results: list[ObjectResult] = field(default_factory=list)
+    inventory: Inventory | None = None
+    healthy: bool | None = None
+
+
+class Engine:
+    """Reconciles Syncs against one cluster. `kube` is the operator's connection."""
+
+    def __init__(self, kube: Kube, fetcher: SourceFetcher | None = None, *, tick: Tick | None = None,
+                 concurrency: int = 16, clock: Callable[[], float] = time.time) -> None:
+        self.kube = kube
+        self.fetcher = fetcher or SourceFetcher(kube)
+        self.tick = tick
+        self.concurrency = concurrency
+        self.clock = clock
+        self._resources: ResourceMap | None = None
+        self._whoami: str | None = None
+
+    # ------------------------------------------------------------ entry
+
+    def reconcile(self, namespace: str, name: str) -> SyncReport:
+        obj = self.get_sync(namespace, name)
+        try:
+            spec = parse_sync(obj)
+        except InvalidSpec as err:
+            return self._record_failure(obj, None, err, stalled=True)
+        if spec.suspend:
+            return SyncReport(namespace, name, _last_applied(obj), is_true(_conds(obj), "Ready"), "Suspended",
+                              "the Sync is suspended; nothing was done", 0.0)
+        run = _Run(spec, obj, self.clock(), record.now())
+        try:
+            self._reconcile(run)
+        except GitOpsError as err:
+            stalled = isinstance(err, InvalidSpec)
+            return self._record_failure(obj, run, err, stalled=stalled)
+        return self._record_success(run)
+
+    def get_sync(self, namespace: str, name: str) -> JSON:
+        found = self.kube.get(record.SYNCS, name, namespace)
+        if found is None:
+            raise GitOpsError(f"Sync {namespace}/{name} not found")
+        return found
+
+    # ------------------------------------------------------------ the steps
+
+    def _reconcile(self, run: _Run) -> None:
+        spec = run.spec
+        self._check_dependencies(spec)
+        source_obj = self.fetcher.get_source(spec.namespace, spec.source_name)
+        with self.fetcher.checkout(source_obj) as tree:
+            run.revision = tree.revision
+            desired = self._build(spec, tree)
+        applier = self._applier(spec)
+        old = Inventory.from_status((run.obj.get("status") or {}).get("inventory"))
+        kinds = {(r.api_version, r.kind) for r in old} | {(o["apiVersion"], o["kind"]) for o in desired}
+        live = applier.live_objects(kinds)
+        changes = applier.plan(desired, live)
+        try:
+            run.results = applier.apply(changes, run.started)
+        except ApplyFailedWith as err:
+            run.results = err.results
+            applied = [r.ref for r in err.results if r.action != "failed"]
+            run.inventory = old.merge(applied)
+            raise
+        new = Inventory(ref_of(o) for o in desired)
+        run.inventory = new
+        if spec.prune:
+            pruned, keep = applier.prune(stale(old, new), live)
+            run.results += pruned
+            run.inventory = new.merge(keep)
+            failed = [r for r in pruned if r.action == "failed"]
+            if failed:
+                from kubectl_gitops.core.errors import PruneFailed
+
+                raise PruneFailed("; ".join(r.message for r in failed[:3]))
+        self._wait(run, applier, desired)
+
+    def _check_dependencies(self, spec: SyncSpec) -> None:
+        if not spec.depends_on:
+            return
+        edges: dict[str, list[str]] = {spec.key: [f"{d.namespace}/{d.name}" for d in spec.depends_on]}
+        waiting: list[str] = []
+        todo = list(edges[spec.key])
+        while todo:
+            key = todo.pop()
+            if key in edges:
+                continue
+            ns, name = key.split("/", 1)
+            dep = self.kube.get(record.SYNCS, name, ns)
+            if dep is None:
+                edges[key] = []
+                waiting.append(f"{key} (not found)")
+                continue
+            deps = [f"{d.get('namespace') or ns}/{d.get('name')}" for d in (dep.get("spec") or {}).get("dependsOn") or []]
+            edges[key] = deps
+            todo += deps
+            if key in edges[spec.key] and not _ready_now(dep):
+                waiting.append(f"{key} (not Ready at its current generation)")
+        cycle = find_cycle(edges)
+        if cycle:
+            raise DependencyCycle(f"dependency cycle: {' -> '.join(cycle)}")
+        if waiting:
+            raise DependencyNotReady(f"waiting for {', '.join(sorted(waiting))}")
+
+    def _build(self, spec: SyncSpec, tree: Tree) -> list[JSON]:
+        variables = self._variables(spec)
+        manifests = render(tree.path, spec.path, variables, strict=False)
+        resources = self.resources(refresh=True)
+        mf.check_known_kinds(manifests, resources.namespaced)
+        scope = mf.with_crds(manifests, resources.namespaced)
+        if spec.target_namespace:
+            manifests = mf.apply_target_namespace(manifests, spec.target_namespace, _strict_scope(scope))
+        manifests = mf.default_namespace(manifests, spec.namespace, _strict_scope(scope))
+        return [stamp(m.obj, spec.name, spec.namespace, tree.revision) for m in manifests]
+
+    def _variables(self, spec: SyncSpec) -> dict[str, str]:
+        values: dict[str, str] = {}
+        applier = self.kube.impersonating(self._impersonate(spec))
+        for ref in spec.substitute_from:
+            info = SECRETS if ref.kind == "Secret" else CONFIGMAPS
+            try:
+                obj = applier.get(info, ref.name, spec.namespace)
+            except ApiError as err:
+                raise BuildFailed(f"substituteFrom {ref.kind}/{ref.name}: {err}") from err
+            if obj is None:
+                if ref.optional:
+                    continue
+                raise BuildFailed(f"substituteFrom {ref.kind} {spec.namespace}/{ref.name} not found")
+            values.update(_data_of(obj))
+        values.update(spec.substitute)
+        return values
+
+    def _wait(self, run: _Run, applier: Applier, desired: list[JSON]) -> None:
+        spec = run.spec
+        if spec.wait:
+            refs = [ref_of(o) for o in desired]
+        elif spec.health_checks:
+            refs = [_health_ref(h, spec.namespace) for h in spec.health_checks]
+        else:
+            return
+
+        def fetch(pending: Any) -> dict[IdentityKey, JSON]:
+            kinds = {(r.api_version, r.kind) for r in pending}
+            if spec.wait:
+                return applier.live_objects(kinds)
+            return self._get_each(applier, list(pending))
+
+        try:
+            wait_healthy(refs, fetch, spec.timeout)
+        except GitOpsError:
+            run.healthy = False
+            raise
+        run.healthy = True
+
+    def _get_each(self, applier: Applier, refs: list[ObjectRef]) -> dict[IdentityKey, JSON]:
+        out: dict[IdentityKey, JSON] = {}
+        for ref in refs:
+            info = applier.resources.get(ref.api_version, ref.kind)
+            obj = applier.kube.get(info, ref.name, ref.namespace or None) if info else None
+            if obj is not None:
+                out[ref.key] = obj
+        return out
+
+    # ------------------------------------------------------------ identity and discovery
+
+    def resources(self, refresh: bool = False) -> ResourceMap:
+        if self._resources is None or refresh:
+            self._resources = self.kube.discover()
+        return self._resources
+
+    def _impersonate(self, spec: SyncSpec) -> str | None:
+        if self._whoami is None:
+            self._whoami = self._self_subject()
+        return None if self._whoami == spec.applier else spec.applier
+
+    def _self_subject(self) -> str:
+        review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+        try:
+            out = self.kube.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", body=review)
+        except ApiError:
+            return ""
+        return str(((out.get("status") or {}).get("userInfo") or {}).get("username") or "")
+
+    def _applier(self, spec: SyncSpec) -> Applier:
+        kube = self.kube.impersonating(self._impersonate(spec))
+        return Applier(kube, self.resources(), spec.name, spec.namespace, concurrency=self.concurrency,
+                       force=spec.force, tick=self.tick)
+
+    # ------------------------------------------------------------ record
+
+    def _record_success(self, run: _Run) -> SyncReport:
+        counts = _counts(run.results)
+        duration = self.clock() - run.started
+        message = f"Applied revision: {run.revision}"
+        inventory = run.inventory or Inventory()
+        status = self._status(run.obj, ready=True, reason="ReconciliationSucceeded", message=message,
+                              healthy=run.healthy, revision=run.revision, applied=True)
+        status["inventory"] = inventory.to_status()
+        status["history"] = push_history((run.obj.get("status") or {}).get("history"),
+                                         RunRecord.of(run.revision, run.started_at, duration,
+                                                      "ReconciliationSucceeded", counts))
+        record.patch_status(self.kube, record.SYNCS, run.spec.namespace, run.spec.name, status)
+        note = f"{message} ({_summary(counts)})"
+        record.emit_event(self.kube, run.obj, warning=False, reason="ReconciliationSucceeded", note=note,
+                          action="Reconcile")
+        return SyncReport(run.spec.namespace, run.spec.name, run.revision, True, "ReconciliationSucceeded",
+                          message, duration, tuple(run.results), counts)
+
+    def _record_failure(self, obj: JSON, run: _Run | None, err: GitOpsError, *, stalled: bool) -> SyncReport:
+        meta = obj.get("metadata") or {}
+        ns, name = str(meta.get("namespace")), str(meta.get("name"))
+        reason = err.reason
+        message = str(err)
+        duration = self.clock() - run.started if run else 0.0
+        results = tuple(run.results) if run else ()
+        counts = _counts(results)
+        revision = run.revision if run else ""
+        status = self._status(obj, ready=False, reason=reason, message=message, stalled=stalled,
+                              healthy=run.healthy if run else None, revision=revision, applied=False)
+        if run is not None and run.inventory is not None:
+            status["inventory"] = run.inventory.to_status()
+        if run is not None:
+            status["history"] = push_history((obj.get("status") or {}).get("history"),
+                                             RunRecord.of(revision, run.started_at, duration, reason, counts,
+                                                          message[:300]))
+        try:
+            record.patch_status(self.kube, record.SYNCS, ns, name, status)
+        except GitOpsError as record_err:
+            raise type(err)(f"{message} (and the status could not be recorded: {record_err})") from err
+        record.emit_event(self.kube, obj, warning=True, reason=reason, note=message, action="Reconcile")
+        return SyncReport(ns, name, revision, False, reason, message, duration, results, counts)
+
+    def _status(self, obj: JSON, *, ready: bool, reason: str, message: str, revision: str, applied: bool,
+                stalled: bool = False, healthy: bool | None = None) -> JSON:
+        generation = int((obj.get("metadata") or {}).get("generation") or 0)
+        old = (obj.get("status") or {}).get("conditions")
+        status: JSON = {
+            "observedGeneration": generation,
+            "conditions": record.conditions_for(old, ready=ready, reason=reason, message=message,
+                                                generation=generation, at=record.now(), stalled=stalled,
+                                                healthy=healthy),
+        }
+        if revision:
+            status["lastAttemptedRevision"] = revision
+        if applied:
+            status["lastAppliedRevision"] = revision
+        return status
+
+
+# ---------------------------------------------------------------- small pure helpers
+
+def _conds(obj: JSON) -> list[JSON]:
+    return list((obj.get("status") or {}).get("conditions") or [])
+
+
+def _last_applied(obj: JSON) -> str:
+    return str((obj.get("status") or {}).get("lastAppliedRevision") or "")
+
+
+def _ready_now(dep: JSON) -> bool:
+    generation = (dep.get("metadata") or {}).get("generation")
+    status = dep.get("status") or {}
+    return is_true(status.get("conditions"), "Ready") and status.get("observedGeneration") == generation
+
+
+def _strict_scope(scope: Callable[[str, str], bool | None]) -> Callable[[str, str], bool]:
+    return lambda api_version, kind: bool(scope(api_version, kind))
+
+
+def _data_of(obj: JSON) -> dict[str, str]:
+    if obj.get("kind") == "Secret":
+        return {k: base64.b64decode(v).decode(errors="replace") for k, v in (obj.get("data") or {}).items()}
+    return {str(k): str(v) for k, v in (obj.get("data") or {}).items()}
+
+
+def _health_ref(check: Any, namespace: str) -> ObjectRef:
+    group, _, version = str(check.get("apiVersion", "v1")).rpartition("/")
+    return ObjectRef(group, version, str(check.get("kind")), str(check.get("namespace") or namespace),
+                     str(check.get("name")))
+
+
+def _counts(results: Any) -> dict[str, int]:
+    return count_results(r.action for r in results if r.action != "skipped")
+
+
+def _summary(counts: dict[str, int]) -> str:
+    return ", ".join(f"{v} {k}" for k, v in counts.items() if v) or "nothing to do"
+
+

@@ -1,0 +1,69 @@
+"""Write what a run did: Sync status (conditions, revisions, inventory, history) and Events.
+
+Status is written with a JSON merge patch on the status subresource, by the caller's identity
+(not the applier's: the applier may write workloads, the operator records). A failure to
+record is reported, never swallowed: a status that lies is worse than an error.
+"""
+
+from __future__ import annotations
+
+import socket
+from datetime import UTC, datetime
+from typing import Any
+
+from kubectl_gitops.adapters.kube import Kube
+from kubectl_gitops.constants import API_VERSION, KIND_SYNC, PROJECT
+from kubectl_gitops.core.discovery import ResourceInfo
+from kubectl_gitops.core.errors import GitOpsError
+from kubectl_gitops.core.status import condition, set_condition
+
+SYNCS = ResourceInfo("kubectl-gitops.dev", "v1alpha1", KIND_SYNC, "syncs", True)
+SOURCES = ResourceInfo("kubectl-gitops.dev", "v1alpha1", "GitSource", "gitsources", True)
+EVENTS = ResourceInfo("events.k8s.io", "v1", "Event", "events", True)
+
+JSON = dict[str, Any]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def conditions_for(old: list[JSON] | None, *, ready: bool | str, reason: str, message: str, generation: int,
+                   at: datetime, reconciling: bool = False, stalled: bool = False,
+                   healthy: bool | None = None) -> list[JSON]:
+    """The kstatus set: Ready, Reconciling and Stalled always; Healthy when health was judged."""
+    conds = set_condition(old, condition("Ready", ready, reason, message, generation, at))
+    conds = set_condition(conds, condition("Reconciling", reconciling,
+                                           "Progressing" if reconciling else reason,
+                                           message if reconciling else "", generation, at))
+    conds = set_condition(conds, condition("Stalled", stalled, reason if stalled else "NotStalled",
+                                           message if stalled else "", generation, at))
+    if healthy is not None:
+        conds = set_condition(conds, condition("Healthy", healthy, "Succeeded" if healthy else reason,
+                                               "all health checks passed" if healthy else message,
+                                               generation, at))
+    return conds
+
+
+def patch_status(kube: Kube, info: ResourceInfo, namespace: str, name: str, status: JSON) -> None:
+    kube.merge_patch(info, name, namespace, {"status": status}, subresource="status")
+
+
+def emit_event(kube: Kube, regarding: JSON, *, warning: bool, reason: str, note: str, action: str) -> None:
+    """An events.k8s.io/v1 Event on the object; best effort (an event must not fail a sync)."""
+    meta = regarding.get("metadata") or {}
+    stamp = now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    event = {
+        "apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {"generateName": f"{meta.get('name')}.", "namespace": meta.get("namespace")},
+        "eventTime": stamp, "type": "Warning" if warning else "Normal", "reason": reason,
+        "note": note[:1024], "action": action, "reportingController": f"{PROJECT}.dev/{PROJECT}",
+        "reportingInstance": f"{PROJECT}-{socket.gethostname()}"[:128],
+        "regarding": {"apiVersion": regarding.get("apiVersion", API_VERSION), "kind": regarding.get("kind"),
+                      "name": meta.get("name"), "namespace": meta.get("namespace"), "uid": meta.get("uid"),
+                      "resourceVersion": meta.get("resourceVersion")},
+    }
+    try:
+        kube.create(EVENTS, event)
+    except GitOpsError:
+        pass

@@ -1,0 +1,343 @@
+"""The drift guard (kubectl_gitops.core.drift): each attack first, then what must keep working."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubectl_gitops.constants import BREAK_GLASS_GROUP, LABEL_SYNC, LABEL_SYNC_NAMESPACE
+from kubectl_gitops.core.admission import AdmissionRequest, AdmissionResponse, request_from_review
+from kubectl_gitops.core.drift import SyncInfo, needs_judgement, ownership, review
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "admission"
+APPLIER = "system:serviceaccount:gitops:shop-applier"
+REVISION = "main@sha1:4f2c9a1e0b7d3c6a5e8f9012b3c4d5e6f7a8b9c0"
+SYNC = SyncInfo(name="shop-apps", namespace="gitops",
+                source_url="https://deploy:ghp_s3cret@github.com/acme/shop.git?token=abc",
+                path="./apps/shop", revision=REVISION, mode="enforce", appliers=frozenset({APPLIER}))
+IMAGE_FIELD = "spec.template.spec.containers[name=web].image"
+
+
+def raw(name: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((FIXTURES / name).read_text())
+    return doc
+
+
+def request(name: str, edit: Callable[[dict[str, Any]], None] | None = None) -> AdmissionRequest:
+    doc = raw(name)
+    if edit is not None:
+        edit(doc["request"])
+    return request_from_review(doc)
+
+
+def lookup_of(*syncs: SyncInfo) -> Callable[[str, str], SyncInfo | None]:
+    table = {(s.namespace, s.name): s for s in syncs}
+    calls: list[tuple[str, str]] = []
+
+    def lookup(namespace: str, name: str) -> SyncInfo | None:
+        calls.append((namespace, name))
+        return table.get((namespace, name))
+
+    lookup.calls = calls  # type: ignore[attr-defined]
+    return lookup
+
+
+def judge(req: AdmissionRequest, *syncs: SyncInfo, parent: dict[str, Any] | None = None) -> AdmissionResponse:
+    return review(req, lookup_of(*(syncs or (SYNC,))), break_glass_group=BREAK_GLASS_GROUP, parent=parent)
+
+
+def as_user(username: str, groups: list[str] | None = None) -> Callable[[dict[str, Any]], None]:
+    def edit(r: dict[str, Any]) -> None:
+        r["userInfo"] = {"username": username, "uid": "x", "groups": groups or ["system:authenticated"]}
+    return edit
+
+
+def both(*edits: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    def edit(r: dict[str, Any]) -> None:
+        for e in edits:
+            e(r)
+    return edit
+
+
+def containers(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = obj["spec"]["template"]["spec"]["containers"]
+    return result
+
+
+def assert_denied(resp: AdmissionResponse, *fields: str) -> None:
+    assert resp.allowed is False, resp
+    assert resp.code == 403
+    for f in fields:
+        assert f in resp.message
+
+
+# ------------------------------------------------------------------ attacks
+
+
+def test_attack_non_applier_edits_owned_field_is_denied() -> None:
+    resp = judge(request("deployment_update_kubectl_edit.json"))
+    assert_denied(resp, IMAGE_FIELD)
+    assert resp.reason == "OwnedFieldChanged"
+    assert resp.uid == "3b2c1a90-8f7e-4d6c-b5a4-392817160504"
+
+
+def test_refusal_message_names_sync_source_path_revision_and_way_forward() -> None:
+    msg = judge(request("deployment_update_kubectl_edit.json")).message
+    lines = msg.splitlines()
+    assert len(lines) <= 2
+    assert "Deployment shop/web" in lines[0] and "Sync gitops/shop-apps" in lines[0]
+    assert "https://github.com/acme/shop.git" in lines[0]
+    assert "path ./apps/shop" in lines[0] and REVISION in lines[0]
+    assert lines[1] == ("Change it in Git, or suspend the Sync: kubectl gitops suspend sync shop-apps -n gitops")
+
+
+def test_refusal_message_never_leaks_source_credentials() -> None:
+    msg = judge(request("deployment_update_kubectl_edit.json")).message
+    assert "ghp_s3cret" not in msg and "deploy:" not in msg and "token=abc" not in msg
+
+
+def test_refusal_lists_first_fields_and_counts_the_rest() -> None:
+    def edit(r: dict[str, Any]) -> None:
+        new = r["object"]
+        new["spec"]["replicas"] = 9
+        new["spec"]["selector"] = {"matchLabels": {"app": "evil"}}
+        containers(new)[0]["resources"]["limits"]["memory"] = "8Gi"
+        new["metadata"]["labels"]["app"] = "evil"
+    resp = judge(request("deployment_update_kubectl_edit.json", edit))
+    assert_denied(resp, "(+2 more)")
+    assert len(resp.message.splitlines()) == 2
+
+
+def test_attack_removing_ownership_label_is_denied() -> None:
+    def edit(r: dict[str, Any]) -> None:
+        r["object"] = copy.deepcopy(r["oldObject"])
+        del r["object"]["metadata"]["labels"][LABEL_SYNC]
+    assert_denied(judge(request("deployment_update_kubectl_edit.json", edit)), LABEL_SYNC)
+
+
+def test_attack_relabelling_to_a_missing_or_suspended_sync_is_denied() -> None:
+    # Ownership is read from the OLD object; the new labels are the attacker's to choose.
+    suspended = dataclasses.replace(SYNC, name="other", suspended=True)
+    for target in ("no-such-sync", "other"):
+        def edit(r: dict[str, Any], target: str = target) -> None:
+            r["object"] = copy.deepcopy(r["oldObject"])
+            r["object"]["metadata"]["labels"][LABEL_SYNC] = target
+        lookup = lookup_of(SYNC, suspended)
+        resp = review(request("deployment_update_kubectl_edit.json", edit), lookup,
+                      break_glass_group=BREAK_GLASS_GROUP)
+        assert_denied(resp, LABEL_SYNC)
+        assert lookup.calls == [("gitops", "shop-apps")]  # type: ignore[attr-defined]
+
+
+def test_attack_changing_sync_namespace_label_is_denied() -> None:
+    def edit(r: dict[str, Any]) -> None:
+        r["object"] = copy.deepcopy(r["oldObject"])
+        r["object"]["metadata"]["labels"][LABEL_SYNC_NAMESPACE] = "elsewhere"
+    assert_denied(judge(request("deployment_update_kubectl_edit.json", edit)), LABEL_SYNC_NAMESPACE)
+
+
+def test_attack_delete_by_non_applier_is_denied() -> None:
+    resp = judge(request("deployment_delete.json"))
+    assert_denied(resp, "delete refused")
+    assert resp.reason == "DeleteRefused"
+
+
+def test_attack_spoofed_field_manager_is_still_denied() -> None:
+    # `kubectl apply --server-side --field-manager=kubectl-gitops --force-conflicts` by alice:
+    # the new managedFields say kubectl-gitops owns the new value; only userInfo counts.
+    def edit(r: dict[str, Any]) -> None:
+        r["options"] = {"kind": "PatchOptions", "apiVersion": "meta.k8s.io/v1",
+                        "fieldManager": "kubectl-gitops", "force": True}
+        new = copy.deepcopy(r["oldObject"])
+        containers(new)[0]["image"] = "evil:latest"
+        r["object"] = new
+    assert_denied(judge(request("deployment_update_kubectl_edit.json", edit)), IMAGE_FIELD)
+
+
+def test_attack_rewriting_managed_fields_to_disown_git_is_denied() -> None:
+    # Step one of a two-step attack: drop Git's ownership record without touching values, so a
+    # second edit would find nothing owned. The record itself is guarded.
+    def edit(r: dict[str, Any]) -> None:
+        new = copy.deepcopy(r["oldObject"])
+        new["metadata"]["managedFields"] = [e for e in new["metadata"]["managedFields"]
+                                            if e["manager"] != "kubectl-gitops"]
+        r["object"] = new
+    assert_denied(judge(request("deployment_update_kubectl_edit.json", edit)),
+                  "metadata.managedFields[manager=kubectl-gitops]")
+
+
+def test_attack_applier_of_another_sync_is_denied() -> None:
+    other = SyncInfo(name="tenant-b", namespace="team-b",
+                     appliers=frozenset({"system:serviceaccount:team-b:applier"}))
+    req = request("deployment_update_kubectl_edit.json", as_user("system:serviceaccount:team-b:applier"))
+    assert_denied(judge(req, SYNC, other))
+
+
+def test_attack_lookalike_system_deleter_is_denied() -> None:
+    for user in ("system:serviceaccount:kube-system:generic-garbage-collector2",
+                 "system:serviceaccount:attacker:generic-garbage-collector",
+                 "generic-garbage-collector"):
+        assert_denied(judge(request("deployment_delete.json", as_user(user))))
+
+
+def test_attack_gc_identity_may_delete_but_not_edit_owned_fields() -> None:
+    gc = as_user("system:serviceaccount:kube-system:generic-garbage-collector")
+    assert_denied(judge(request("deployment_update_kubectl_edit.json", gc)), IMAGE_FIELD)
+
+
+@pytest.mark.parametrize("where", ["username", "extra", "labels", "annotations"])
+def test_attack_break_glass_only_from_userinfo_groups(where: str) -> None:
+    def edit(r: dict[str, Any]) -> None:
+        if where == "username":
+            r["userInfo"]["username"] = BREAK_GLASS_GROUP
+        elif where == "extra":
+            r["userInfo"]["extra"] = {"groups": [BREAK_GLASS_GROUP]}
+        else:
+            r["object"]["metadata"][where]["groups"] = BREAK_GLASS_GROUP
+            r["object"]["metadata"][where][BREAK_GLASS_GROUP] = "true"
+    assert_denied(judge(request("deployment_update_kubectl_edit.json", edit)))
+
+
+def test_attack_scale_subresource_when_git_owns_replicas_is_denied() -> None:
+    parent = raw("deployment_update_kubectl_edit.json")["request"]["oldObject"]
+    resp = judge(request("deployment_scale.json"), parent=parent)
+    assert_denied(resp, "spec.replicas", "Sync gitops/shop-apps")
+
+
+def test_attack_dry_run_is_judged_the_same() -> None:
+    def edit(r: dict[str, Any]) -> None:
+        r["dryRun"] = True
+    assert_denied(judge(request("deployment_update_kubectl_edit.json", edit)), IMAGE_FIELD)
+    assert_denied(judge(request("deployment_delete.json", edit)))
+
+
+# ------------------------------------------------------------------ what must keep working
+
+
+def test_applier_passes() -> None:
+    for name in ("deployment_update_kubectl_edit.json", "deployment_delete.json"):
+        resp = judge(request(name, as_user(APPLIER)))
+        assert resp.allowed and resp.reason == "Applier"
+
+
+def test_non_owned_fields_and_annotations_pass() -> None:
+    def edit(r: dict[str, Any]) -> None:
+        new = copy.deepcopy(r["oldObject"])
+        new["metadata"]["annotations"]["team"] = "platform"
+        new["metadata"]["annotations"]["oncall"] = "bob"
+        new["metadata"]["labels"]["cost-center"] = "42"
+        containers(new)[0]["env"][0]["value"] = "trace"
+        containers(new)[0]["env"].append({"name": "DEBUG", "value": "1"})
+        r["object"] = new
+    resp = judge(request("deployment_update_kubectl_edit.json", edit))
+    assert resp.allowed and resp.reason == "NoOwnedFieldChanged" and not resp.warnings
+
+
+def test_status_subresource_passes() -> None:
+    resp = judge(request("deployment_status.json"))
+    assert resp.allowed and resp.reason == "StatusSubresource"
+
+
+@pytest.mark.parametrize("user", ["system:serviceaccount:kube-system:generic-garbage-collector",
+                                  "system:serviceaccount:kube-system:namespace-controller"])
+def test_gc_and_namespace_controller_delete_passes(user: str) -> None:
+    resp = judge(request("deployment_delete.json", as_user(user)))
+    assert resp.allowed and resp.reason == "SystemDelete"
+
+
+def test_update_of_object_being_deleted_passes() -> None:
+    def edit(r: dict[str, Any]) -> None:
+        r["oldObject"]["metadata"]["deletionTimestamp"] = "2025-11-23T10:00:00Z"
+    assert judge(request("deployment_update_kubectl_edit.json", edit)).reason == "BeingDeleted"
+
+
+def test_scale_passes_when_git_does_not_own_replicas() -> None:
+    parent = raw("deployment_update_kubectl_edit.json")["request"]["oldObject"]
+    del parent["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]["f:replicas"]
+    hpa = as_user("system:serviceaccount:kube-system:horizontal-pod-autoscaler")
+    resp = judge(request("deployment_scale.json", hpa), parent=parent)
+    assert resp.allowed and resp.reason == "NoOwnedFieldChanged"
+
+
+def test_scale_without_change_or_unmanaged_parent_or_unknown_parent_passes() -> None:
+    parent = raw("deployment_update_kubectl_edit.json")["request"]["oldObject"]
+
+    def same(r: dict[str, Any]) -> None:
+        r["object"]["spec"]["replicas"] = r["oldObject"]["spec"]["replicas"]
+    assert judge(request("deployment_scale.json", same), parent=parent).allowed
+    unmanaged = copy.deepcopy(parent)
+    del unmanaged["metadata"]["labels"][LABEL_SYNC]
+    assert judge(request("deployment_scale.json"), parent=unmanaged).reason == "NotManaged"
+    assert judge(request("deployment_scale.json"), parent=None).reason == "ScaleParentUnknown"
+
+
+def test_scale_by_applier_passes() -> None:
+    parent = raw("deployment_update_kubectl_edit.json")["request"]["oldObject"]
+    assert judge(request("deployment_scale.json", as_user(APPLIER)), parent=parent).reason == "Applier"
+
+
+def test_break_glass_passes_with_warning_and_audit() -> None:
+    resp = judge(request("deployment_update_kubectl_edit.json",
+                         as_user("oncall@example.com", ["sre", BREAK_GLASS_GROUP])))
+    assert resp.allowed and resp.reason == "BreakGlass"
+    assert resp.warnings and "break-glass" in resp.warnings[0] and len(resp.warnings[0]) <= 120
+    assert resp.audit_annotations["drift-guard"] == "break-glass"
+    assert resp.audit_annotations["sync"] == "gitops/shop-apps"
+    assert IMAGE_FIELD in resp.audit_annotations["fields"]
+
+
+def test_break_glass_disabled_with_empty_group() -> None:
+    req = request("deployment_update_kubectl_edit.json", as_user("x", [""]))
+    assert not review(req, lookup_of(SYNC), break_glass_group="").allowed
+
+
+def test_warn_mode_allows_with_warning() -> None:
+    resp = judge(request("deployment_update_kubectl_edit.json"), dataclasses.replace(SYNC, mode="warn"))
+    assert resp.allowed and resp.reason == "DriftWarned"
+    assert resp.warnings and IMAGE_FIELD in resp.warnings[0] and len(resp.warnings[0]) <= 120
+    assert resp.audit_annotations["drift-guard"] == "warned"
+
+
+def test_off_suspended_and_orphan_pass() -> None:
+    req = request("deployment_delete.json")
+    assert judge(req, dataclasses.replace(SYNC, mode="off")).reason == "GuardOff"
+    assert judge(req, dataclasses.replace(SYNC, suspended=True)).reason == "SyncSuspended"
+    assert review(req, lookup_of(), break_glass_group=BREAK_GLASS_GROUP).reason == "OrphanSync"
+
+
+def test_unknown_mode_is_enforced() -> None:
+    assert not judge(request("deployment_delete.json"), dataclasses.replace(SYNC, mode="Warn ")).allowed
+
+
+def test_create_and_unlabelled_objects_are_not_judged_nor_looked_up() -> None:
+    lookup = lookup_of(SYNC)
+    create = request("configmap_create_by_applier.json", as_user("alice"))
+    assert review(create, lookup, break_glass_group=BREAK_GLASS_GROUP).reason == "NotJudged"
+
+    def unlabelled(r: dict[str, Any]) -> None:
+        del r["oldObject"]["metadata"]["labels"][LABEL_SYNC_NAMESPACE]
+    resp = review(request("deployment_delete.json", unlabelled), lookup, break_glass_group=BREAK_GLASS_GROUP)
+    assert resp.reason == "NotManaged"
+    assert lookup.calls == []  # type: ignore[attr-defined]
+
+
+def test_needs_judgement_matches_what_review_can_refuse() -> None:
+    assert needs_judgement(request("deployment_update_kubectl_edit.json"))
+    assert needs_judgement(request("deployment_delete.json"))
+    assert needs_judgement(request("deployment_scale.json"))
+    assert not needs_judgement(request("deployment_status.json"))
+    assert not needs_judgement(request("configmap_create_by_applier.json"))
+
+
+def test_ownership_requires_both_labels() -> None:
+    labels = {LABEL_SYNC: "a", LABEL_SYNC_NAMESPACE: "ns"}
+    assert ownership({"metadata": {"labels": labels}}) == ("ns", "a")
+    assert ownership({"metadata": {"labels": {LABEL_SYNC: "a"}}}) is None
+    assert ownership({"metadata": {"labels": {LABEL_SYNC: "a", LABEL_SYNC_NAMESPACE: ""}}}) is None
+    assert ownership(None) is None

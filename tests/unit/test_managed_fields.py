@@ -1,0 +1,154 @@
+"""Decoding fieldsV1 and finding which owned fields a change touches (kubectl_gitops.core.managed_fields)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from kubectl_gitops.core.managed_fields import (
+    MISSING,
+    SELF,
+    changed_owned,
+    decode_fields,
+    format_path,
+    owned_paths,
+    resolve,
+)
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "admission"
+WEB = '{"name":"web"}'
+PORT = '{"containerPort":8080,"protocol":"TCP"}'
+CONTAINERS = (("f", "spec"), ("f", "template"), ("f", "spec"), ("f", "containers"))
+
+
+def deployment() -> dict[str, Any]:
+    doc = json.loads((FIXTURES / "deployment_update_kubectl_edit.json").read_text())
+    old: dict[str, Any] = doc["request"]["oldObject"]
+    return old
+
+
+def test_decodes_leaves_keys_and_self_markers() -> None:
+    paths = decode_fields({
+        "f:metadata": {"f:labels": {"f:app": {}}},
+        "f:spec": {"f:containers": {f"k:{WEB}": {".": {}, "f:image": {}}}},
+        "f:finalizers": {".": {}, 'v:"example.com/cleanup"': {}},
+    })
+    assert paths == {
+        (("f", "metadata"), ("f", "labels"), ("f", "app")),
+        (("f", "spec"), ("f", "containers"), ("k", WEB), SELF),
+        (("f", "spec"), ("f", "containers"), ("k", WEB), ("f", "image")),
+        (("f", "finalizers"), SELF),
+        (("f", "finalizers"), ("v", '"example.com/cleanup"')),
+    }
+
+
+def test_unknown_element_kinds_claim_nothing() -> None:
+    assert decode_fields({"x:odd": {}, "noprefix": {}}) == frozenset()
+
+
+def test_owned_paths_reads_only_our_apply_entry() -> None:
+    obj = deployment()
+    ours = owned_paths(obj)
+    assert (("f", "spec"), ("f", "replicas")) in ours
+    assert (*CONTAINERS, ("k", WEB), ("f", "image")) in ours
+    # kubectl-edit (Update) owns the env var, kube-controller-manager the status: not ours
+    assert not any(("f", "env") in p for p in ours)
+    assert not any(p[0] == ("f", "status") for p in ours)
+    edit = owned_paths(obj, manager="kubectl-edit", operation="Update")
+    assert (*CONTAINERS, ("k", WEB), ("f", "env"), ("k", '{"name":"LOG_LEVEL"}'), ("f", "value")) in edit
+
+
+def test_owned_paths_ignores_same_name_with_other_operation_or_subresource() -> None:
+    obj = {"metadata": {"managedFields": [
+        {"manager": "kubectl-gitops", "operation": "Update", "fieldsType": "FieldsV1",
+         "fieldsV1": {"f:spec": {"f:paused": {}}}},
+        {"manager": "kubectl-gitops", "operation": "Apply", "subresource": "status", "fieldsType": "FieldsV1",
+         "fieldsV1": {"f:status": {"f:phase": {}}}},
+    ]}}
+    assert owned_paths(obj) == frozenset()
+    assert owned_paths(None) == frozenset()
+    assert owned_paths({"metadata": {"managedFields": "garbage"}}) == frozenset()
+
+
+def test_resolve_follows_keys_values_and_indexes() -> None:
+    obj = deployment()
+    assert resolve(obj, (*CONTAINERS, ("k", WEB), ("f", "image"))) == "ghcr.io/acme/web:1.4.2"
+    assert resolve(obj, (*CONTAINERS, ("k", WEB), ("f", "ports"), ("k", PORT), ("f", "name"))) == "http"
+    assert resolve(obj, (*CONTAINERS, ("k", '{"name":"sidecar"}'), ("f", "image"))) is MISSING
+    assert resolve(obj, (*CONTAINERS, ("i", "0"), ("f", "name"))) == "web"
+    assert resolve(obj, (*CONTAINERS, ("i", "5"))) is MISSING
+    assert resolve({"f": ["a", "b"]}, (("f", "f"), ("v", '"b"'))) == "b"
+    assert resolve({"f": ["a"]}, (("f", "f"), ("v", '"b"'))) is MISSING
+    assert resolve({"a": {"b": None}}, (("f", "a"), ("f", "b"))) is None  # null is not missing
+
+
+def test_changed_owned_reports_owned_value_change_only() -> None:
+    old = deployment()
+    new = copy.deepcopy(old)
+    new["spec"]["template"]["spec"]["containers"][0]["image"] = "evil:latest"
+    new["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] = "trace"  # kubectl-edit's
+    new["metadata"]["annotations"]["team"] = "platform"  # kubectl-edit's
+    new["status"]["readyReplicas"] = 1
+    assert changed_owned(old, new, owned_paths(old)) == ["spec.template.spec.containers[name=web].image"]
+
+
+def test_foreign_field_inside_owned_list_item_is_not_a_change() -> None:
+    old = deployment()
+    new = copy.deepcopy(old)
+    new["spec"]["template"]["spec"]["containers"][0]["env"].append({"name": "EXTRA", "value": "1"})
+    new["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = "Always"
+    assert changed_owned(old, new, owned_paths(old)) == []
+
+
+def test_removed_owned_field_counts_and_children_are_not_repeated() -> None:
+    old = deployment()
+    new = copy.deepcopy(old)
+    del new["spec"]["replicas"]
+    new["spec"]["template"]["spec"]["containers"] = []
+    assert changed_owned(old, new, owned_paths(old)) == [
+        "spec.replicas",
+        "spec.template.spec.containers[name=web]",
+    ]
+
+
+def test_label_removal_is_rendered_with_quoted_key() -> None:
+    old = deployment()
+    new = copy.deepcopy(old)
+    del new["metadata"]["labels"]["kubectl-gitops.dev/sync"]
+    assert changed_owned(old, new, owned_paths(old)) == ['metadata.labels["kubectl-gitops.dev/sync"]']
+
+
+def test_list_reordering_is_not_a_change_for_keyed_items() -> None:
+    old = {"spec": {"ports": [{"port": 80, "protocol": "TCP", "name": "a"}, {"port": 81, "protocol": "TCP"}]}}
+    new = {"spec": {"ports": copy.deepcopy(list(reversed(old["spec"]["ports"])))}}
+    paths = decode_fields({"f:spec": {"f:ports": {'k:{"port":80,"protocol":"TCP"}': {".": {}, "f:name": {}}}}})
+    assert changed_owned(old, new, paths) == []
+    new["spec"]["ports"][1]["name"] = "b"
+    assert changed_owned(old, new, paths) == ['spec.ports[port=80,protocol=TCP].name']
+
+
+def test_set_values_change_only_by_membership() -> None:
+    paths = decode_fields({"f:metadata": {"f:finalizers": {'v:"example.com/cleanup"': {}}}})
+    old = {"metadata": {"finalizers": ["example.com/cleanup"]}}
+    assert changed_owned(old, {"metadata": {"finalizers": ["x", "example.com/cleanup"]}}, paths) == []
+    assert changed_owned(old, {"metadata": {"finalizers": ["x"]}}, paths) == [
+        'metadata.finalizers[="example.com/cleanup"]']
+
+
+def test_type_change_true_to_one_is_a_change() -> None:
+    paths = decode_fields({"f:spec": {"f:paused": {}}})
+    assert changed_owned({"spec": {"paused": True}}, {"spec": {"paused": 1}}, paths) == ["spec.paused"]
+    assert changed_owned({"spec": {"paused": True}}, {"spec": {"paused": True}}, paths) == []
+
+
+def test_owned_but_absent_on_both_sides_is_not_a_change() -> None:
+    paths = decode_fields({"f:spec": {"f:paused": {}}})
+    assert changed_owned({"spec": {}}, {"spec": {}}, paths) == []
+    assert changed_owned({"spec": {}}, {"spec": {"paused": False}}, paths) == ["spec.paused"]
+
+
+def test_format_path_forms() -> None:
+    assert format_path((("f", "spec"), ("f", "x"), ("i", "2"))) == "spec.x[2]"
+    assert format_path((("f", "a"), ("k", '{"n":1}'), SELF)) == "a[n=1]"

@@ -1,0 +1,207 @@
+"""The Flask adapter: AdmissionReview in, the core's decision out, metrics on the side.
+
+Endpoints: POST /validate (drift guard), POST /mutate (ownership/revision stamps), GET /healthz,
+/readyz, /metrics. The handlers parse, fetch what the core needs, call it, and answer; they
+decide nothing themselves except what to do when the core could not decide:
+
+* A body that is not an AdmissionReview v1 gets HTTP 400 `{"error": reason}`. The API server
+  then applies the webhook configuration's failurePolicy, which is where that belongs.
+* Any other failure (a bug, the API server not answering the Sync lookup, a parent fetch that
+  times out) still gets a well-formed review echoing the uid, never HTTP 500:
+  - /validate FAILS CLOSED for requests the guard could refuse (`needs_judgement`: an UPDATE or
+    DELETE of an object carrying the ownership labels, or any scale request) and OPEN for all
+    others. A guard that waves changes through whenever its lookup is slow is no guard; the blast
+    radius stays small because everything else, kube-system and our own namespace pass, and the
+    break-glass group passes even then (with a warning).
+  - /mutate FAILS OPEN (allowed, no patch, a warning): stamps are bookkeeping, and refusing the
+    applier's writes for them would stop GitOps for no safety gain.
+
+Metrics live in a CollectorRegistry of the app's own (several apps per process in tests, and no
+default-registry collectors leaking in). Under several gunicorn workers each worker reports its
+own numbers; scrape per pod and sum, or run one worker with threads (the default).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, Response, g, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from werkzeug.exceptions import HTTPException
+
+from kubectl_gitops.constants import BREAK_GLASS_GROUP
+from kubectl_gitops.core.admission import (
+    REVIEW_API_VERSION,
+    REVIEW_KIND,
+    AdmissionRequest,
+    AdmissionResponse,
+    MalformedReview,
+    allow,
+    parse_review,
+    to_review,
+)
+from kubectl_gitops.core.drift import in_break_glass, needs_judgement, review
+from kubectl_gitops.core.mutate import stamp_patch
+
+from .lookup import ParentFetcher, SyncLookup
+
+log = logging.getLogger("kubectl_gitops_webhook")
+
+MAX_BODY = 16 * 1024 * 1024
+"""object + oldObject of the largest object etcd stores (1.5 MiB each) with room to spare."""
+ENDPOINTS = ("/validate", "/mutate", "/healthz", "/readyz", "/metrics")
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+Decide = Callable[[AdmissionRequest], AdmissionResponse]
+OnError = Callable[[AdmissionRequest, Exception], AdmissionResponse]
+
+
+class Metrics:
+    """The webhook's Prometheus metrics, in a registry of their own."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        self.requests = Counter("kubectl_gitops_webhook_requests", "HTTP requests by endpoint and status code.",
+                                ["endpoint", "code"], registry=self.registry)
+        self.decisions = Counter("kubectl_gitops_webhook_decisions", "Admission decisions by endpoint and reason.",
+                                 ["endpoint", "reason", "allowed"], registry=self.registry)
+        self.latency = Histogram("kubectl_gitops_webhook_request_duration_seconds",
+                                 "Time to answer an admission review.", ["endpoint"],
+                                 buckets=LATENCY_BUCKETS, registry=self.registry)
+
+
+class _Lazy:
+    """Build the lookup on first use, in the serving process (after gunicorn forks)."""
+
+    def __init__(self, factory: Callable[[], SyncLookup]) -> None:
+        self._factory = factory
+        self._value: SyncLookup | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> SyncLookup:
+        if self._value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = self._factory()
+        return self._value
+
+
+def create_app(lookup_factory: Callable[[], SyncLookup], parent_fetcher: ParentFetcher | None = None, *,
+               break_glass_group: str = BREAK_GLASS_GROUP, registry: CollectorRegistry | None = None) -> Flask:
+    """The webhook app. `lookup_factory` is called once, lazily; `parent_fetcher` serves scale requests."""
+    app = Flask("kubectl_gitops_webhook")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    metrics = Metrics(registry)
+    app.extensions["kubectl_gitops_metrics"] = metrics
+    lookup = _Lazy(lookup_factory)
+
+    def validate(req: AdmissionRequest) -> AdmissionResponse:
+        parent = None
+        if parent_fetcher is not None and req.sub_resource == "scale" and req.operation == "UPDATE":
+            parent = parent_fetcher(req)
+        return review(req, lookup.get(), break_glass_group=break_glass_group, parent=parent)
+
+    def validate_failed(req: AdmissionRequest, err: Exception) -> AdmissionResponse:
+        if not needs_judgement(req):
+            return allow(req, "ErrorNotJudged")
+        if in_break_glass(req, break_glass_group):
+            return allow(req, "ErrorBreakGlass", warnings=("break-glass: drift guard failed; change let through",),
+                         audit_annotations={"drift-guard": "break-glass-on-error"})
+        return AdmissionResponse(
+            uid=req.uid, allowed=False, code=500, reason="ErrorDenied",
+            message=(f"kubectl-gitops drift guard could not decide ({type(err).__name__}); a change to a "
+                     f"GitOps-managed object is refused until it can. Retry in a moment.\n"
+                     f"If this persists, a member of {break_glass_group or 'the break-glass group'} may proceed."))
+
+    def mutate(req: AdmissionRequest) -> AdmissionResponse:
+        ops = stamp_patch(req, lookup.get())
+        return allow(req, "Stamped" if ops else "NothingToStamp", patch=tuple(ops))
+
+    def mutate_failed(req: AdmissionRequest, err: Exception) -> AdmissionResponse:
+        return allow(req, "ErrorNotStamped", warnings=("kubectl-gitops: ownership stamps skipped (webhook error)",))
+
+    def handle(endpoint: str, decide: Decide, on_error: OnError) -> Response:
+        started = time.perf_counter()
+        try:
+            return _answer(endpoint, decide, on_error, metrics)
+        finally:
+            metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
+
+    app.add_url_rule("/validate", "validate", lambda: handle("/validate", validate, validate_failed),
+                     methods=["POST"])
+    app.add_url_rule("/mutate", "mutate", lambda: handle("/mutate", mutate, mutate_failed), methods=["POST"])
+    app.add_url_rule("/healthz", "healthz", lambda: _json({"status": "ok"}, 200))
+    app.add_url_rule("/readyz", "readyz", lambda: _ready(lookup))
+    app.add_url_rule("/metrics", "metrics",
+                     lambda: Response(generate_latest(metrics.registry), 200, mimetype=CONTENT_TYPE_LATEST))
+    _install_hooks(app, metrics)
+    return app
+
+
+def _answer(endpoint: str, decide: Decide, on_error: OnError, metrics: Metrics) -> Response:
+    try:
+        req = parse_review(request.get_data(cache=False))
+    except MalformedReview as err:
+        metrics.decisions.labels(endpoint, "Malformed", "false").inc()
+        log.warning("%s: malformed AdmissionReview: %s", endpoint, err)
+        return _json({"error": str(err)}, 400)
+    except HTTPException as err:  # body too large, broken chunking
+        return _json({"error": err.description or err.name}, err.code or 400)
+    try:
+        resp = decide(req)
+    except Exception as err:
+        log.exception("%s: uid %s (%s %s %s/%s): decision failed", endpoint, req.uid, req.operation,
+                      req.kind.kind, req.namespace, req.name)
+        resp = on_error(req, err)
+    try:
+        body = to_review(resp)
+        metrics.decisions.labels(endpoint, resp.reason or "Unknown", "true" if resp.allowed else "false").inc()
+    except Exception:
+        # Last resort (a bug in building the answer): still a well-formed review with the
+        # uid echoed, keeping the decision already made, or the endpoint's failure policy.
+        log.exception("%s: uid %s: could not build the response", endpoint, req.uid)
+        body = {"apiVersion": REVIEW_API_VERSION, "kind": REVIEW_KIND,
+                "response": {"uid": req.uid, "allowed": bool(resp.allowed)}}
+    if not resp.allowed:
+        log.info("%s: denied uid %s %s %s %s/%s by %s: %s", endpoint, req.uid, req.operation, req.kind.kind,
+                 req.namespace, req.name, req.user_info.username, resp.reason)
+    return _json(body, 200)
+
+
+def _ready(lookup: _Lazy) -> Response:
+    try:
+        lookup.get()
+    except Exception as err:
+        log.warning("not ready: lookup unavailable: %s", err)
+        return _json({"status": "unavailable", "error": str(err)[:200]}, 503)
+    return _json({"status": "ok"}, 200)
+
+
+def _json(body: Any, code: int) -> Response:
+    return Response(json.dumps(body, separators=(",", ":")), code, mimetype="application/json")
+
+
+def _install_hooks(app: Flask, metrics: Metrics) -> None:
+    @app.before_request
+    def _start() -> None:
+        g.endpoint_label = request.path if request.path in ENDPOINTS else "other"
+
+    @app.after_request
+    def _count(resp: Response) -> Response:
+        metrics.requests.labels(g.get("endpoint_label", "other"), str(resp.status_code)).inc()
+        return resp
+
+    @app.errorhandler(HTTPException)
+    def _http_error(err: HTTPException) -> Response:
+        return _json({"error": err.description or err.name}, err.code or 400)
+
+    @app.errorhandler(Exception)
+    def _unexpected(err: Exception) -> Response:
+        # Only reachable outside the admission handlers (they catch everything themselves).
+        log.exception("unexpected error on %s", request.path)
+        return _json({"error": f"internal error ({type(err).__name__})"}, 500)

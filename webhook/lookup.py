@@ -1,0 +1,173 @@
+"""Where the webhook learns about Syncs and parents: the only I/O behind the drift guard.
+
+The core takes plain callables (`lookup(namespace, name) -> SyncInfo | None`, `fetch(req) ->
+parent | None`); the Protocols below name those shapes so the Flask app and the tests agree on
+them, and tests pass plain functions. The real implementations read the API server through one
+small `JsonGet` (GET a path, None on 404) so the cache and the mapping from Sync/GitSource JSON
+to `SyncInfo` are tested without a cluster.
+
+Caching: a Sync is read at most once per `ttl` seconds (default 5 s), including "not found".
+A webhook answers in milliseconds or the API server times out; a suspend/resume or a new Sync
+takes effect within one TTL. Parents of scale requests are never cached: replicas is what
+they are judged on and it changes.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from kubectl_gitops.constants import (
+    DEFAULT_APPLIER_SA,
+    GROUP,
+    PLURAL_SOURCE,
+    PLURAL_SYNC,
+    SYSTEM_NAMESPACE,
+    VERSION,
+)
+from kubectl_gitops.core.admission import AdmissionRequest
+from kubectl_gitops.core.drift import MODES, SyncInfo
+
+JSON = dict[str, Any]
+
+
+class SyncLookup(Protocol):
+    def __call__(self, namespace: str, name: str) -> SyncInfo | None: ...
+
+
+class ParentFetcher(Protocol):
+    def __call__(self, req: AdmissionRequest) -> JSON | None: ...
+
+
+class JsonGet(Protocol):
+    """GET an API path; the decoded object, None on 404; raise on any other failure."""
+
+    def __call__(self, path: str) -> JSON | None: ...
+
+
+def applier_username(sync_namespace: str, service_account: str | None) -> str:
+    """The identity a Sync applies as: its own ServiceAccount, or the default applier."""
+    if service_account:
+        return f"system:serviceaccount:{sync_namespace}:{service_account}"
+    return f"system:serviceaccount:{SYSTEM_NAMESPACE}:{DEFAULT_APPLIER_SA}"
+
+
+def sync_info(sync: JSON, source: JSON | None) -> SyncInfo:
+    """A SyncInfo from a Sync object and its GitSource (None when the source is missing)."""
+    meta, spec, status = (_dict(sync.get(k)) for k in ("metadata", "spec", "status"))
+    namespace = str(meta.get("namespace", ""))
+    mode = spec.get("driftGuard", "enforce")
+    account = spec.get("serviceAccountName")
+    return SyncInfo(
+        name=str(meta.get("name", "")),
+        namespace=namespace,
+        source_url=str(_dict(_dict(source).get("spec")).get("url", "")),
+        path=str(spec.get("path") or ""),
+        revision=str(status.get("lastAppliedRevision") or ""),
+        mode=mode if mode in MODES else "enforce",  # a typo must not switch the guard off
+        appliers=frozenset({applier_username(namespace, account if isinstance(account, str) else None)}),
+        suspended=spec.get("suspend") is True,
+    )
+
+
+def _dict(value: object) -> JSON:
+    return value if isinstance(value, dict) else {}
+
+
+def _crd_path(namespace: str, plural: str, name: str) -> str:
+    return f"/apis/{GROUP}/{VERSION}/namespaces/{quote(namespace, safe='')}/{plural}/{quote(name, safe='')}"
+
+
+class CachedSyncLookup:
+    """`lookup(namespace, name)` over the API with a TTL cache (thread-safe; one per process)."""
+
+    def __init__(self, get: JsonGet, *, ttl: float = 5.0, max_entries: int = 4096,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._get = get
+        self._ttl = ttl
+        self._max = max_entries
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, str], tuple[float, SyncInfo | None]] = {}
+
+    def __call__(self, namespace: str, name: str) -> SyncInfo | None:
+        key = (namespace, name)
+        now = self._clock()
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None and now - hit[0] < self._ttl:
+            return hit[1]
+        info = self._read(namespace, name)  # outside the lock: one slow read must not stall others
+        with self._lock:
+            if len(self._cache) >= self._max:
+                self._cache.clear()  # crude but bounded; a miss costs one GET
+            self._cache[key] = (now, info)
+        return info
+
+    def _read(self, namespace: str, name: str) -> SyncInfo | None:
+        sync = self._get(_crd_path(namespace, PLURAL_SYNC, name))
+        if sync is None:
+            return None
+        ref = _dict(_dict(sync.get("spec")).get("sourceRef")).get("name")
+        # No cross-namespace references: the source lives next to the Sync.
+        source = self._get(_crd_path(namespace, PLURAL_SOURCE, ref)) if isinstance(ref, str) and ref else None
+        return sync_info(sync, source)
+
+
+def parent_path(req: AdmissionRequest) -> str:
+    """The REST path of the object a subresource request is about."""
+    res = req.resource
+    base = f"/apis/{res.group}/{res.version}" if res.group else f"/api/{res.version}"
+    ns = f"/namespaces/{quote(req.namespace, safe='')}" if req.namespace else ""
+    return f"{base}{ns}/{res.resource}/{quote(req.name, safe='')}"
+
+
+class ApiParentFetcher:
+    """Fetch the live parent of a scale request (uncached)."""
+
+    def __init__(self, get: JsonGet) -> None:
+        self._get = get
+
+    def __call__(self, req: AdmissionRequest) -> JSON | None:
+        if not req.name:
+            return None
+        return self._get(parent_path(req))
+
+
+def kube_getter(timeout: float = 2.0) -> JsonGet:
+    """A JsonGet on the in-cluster service account (or the local kubeconfig when outside a pod)."""
+    import kubernetes
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.config.config_exception import ConfigException
+
+    k8s: Any = kubernetes  # the client's partial annotations do not cover these calls
+    cfg = k8s.client.Configuration()
+    try:
+        k8s.config.load_incluster_config(client_configuration=cfg)
+    except ConfigException:
+        k8s.config.load_kube_config(client_configuration=cfg)
+    api: Any = k8s.client.ApiClient(cfg)
+
+    def get(path: str) -> JSON | None:
+        try:
+            resp = api.call_api(path, "GET", header_params={"Accept": "application/json"},
+                                auth_settings=["BearerToken"], _preload_content=False,
+                                _return_http_data_only=True, _request_timeout=timeout)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        doc = json.loads(resp.data)
+        return doc if isinstance(doc, dict) else None
+
+    return get
+
+
+def from_cluster(ttl: float = 5.0) -> tuple[SyncLookup, ParentFetcher]:
+    """The production pair: a cached Sync lookup and a parent fetcher sharing one API client."""
+    get = kube_getter()
+    return CachedSyncLookup(get, ttl=ttl), ApiParentFetcher(get)

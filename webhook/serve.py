@@ -1,0 +1,177 @@
+"""Serve the webhook with gunicorn over TLS, reloading the certificate when it changes on disk.
+
+The API server only talks TLS to webhooks and reuses connections, so: gthread workers (threads
+handle concurrent reviews, keep-alive connections wait in the poller, not in a thread), a
+keep-alive longer than the API server's idle pool timeout is pointless but shorter forces
+needless handshakes, hence 75 s.
+
+Certificate rotation (cert-manager, or `kubectl gitops install` re-issuing) rewrites the mounted
+Secret files; restarting the pod for that would drop admission for a moment. gunicorn asks its
+`ssl_context` hook for a context on every new connection, so `ReloadingSSLContext` keeps one
+context per worker and rebuilds it when the files' (mtime, size, inode) change, checked at most
+once per `check_interval` seconds. A half-written pair (new cert, old key) fails to load; the old
+context keeps serving and the next check tries again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import ssl
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from kubectl_gitops.constants import BREAK_GLASS_GROUP
+from kubectl_gitops.core.admission import AdmissionRequest
+
+from .app import create_app
+from .lookup import ParentFetcher, SyncLookup, from_cluster
+
+log = logging.getLogger("kubectl_gitops_webhook")
+
+FileSignature = tuple[tuple[int, int, int], ...]
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    certfile: str
+    keyfile: str
+    bind: str = "0.0.0.0:9443"
+    workers: int = 1
+    threads: int = 8
+    keepalive: int = 75
+    timeout: int = 30
+    graceful_timeout: int = 10
+    cert_check_interval: float = 1.0
+    loglevel: str = "info"
+    accesslog: str | None = None
+
+
+class ReloadingSSLContext:
+    """A gunicorn `ssl_context(conf, default_factory)` hook that follows certificate rotation."""
+
+    def __init__(self, certfile: str, keyfile: str, *, check_interval: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.certfile = certfile
+        self.keyfile = keyfile
+        self.check_interval = check_interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._context: ssl.SSLContext | None = None
+        self._signature: FileSignature | None = None
+        self._checked = 0.0
+        self.reloads = 0
+
+    def __call__(self, conf: Any, default_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+        now = self._clock()
+        with self._lock:
+            if self._context is None or now - self._checked >= self.check_interval:
+                self._checked = now
+                self._maybe_reload(default_factory)
+            assert self._context is not None
+            return self._context
+
+    def _maybe_reload(self, default_factory: Callable[[], ssl.SSLContext]) -> None:
+        try:
+            signature = self._stat()
+        except OSError as err:  # mid-swap of a Secret volume's symlinks
+            if self._context is None:
+                raise
+            log.warning("serving certificate unreadable, keeping the loaded one: %s", err)
+            return
+        if self._context is not None and signature == self._signature:
+            return
+        try:
+            context = default_factory()
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+        except (ssl.SSLError, OSError, ValueError) as err:
+            if self._context is None:
+                raise
+            log.warning("new serving certificate does not load yet, keeping the old one: %s", err)
+            return
+        if self._context is not None:
+            self.reloads += 1
+            log.info("serving certificate reloaded from %s", self.certfile)
+        self._context, self._signature = context, signature
+
+    def _stat(self) -> FileSignature:
+        stats = [os.stat(p) for p in (self.certfile, self.keyfile)]
+        return tuple((s.st_mtime_ns, s.st_size, s.st_ino) for s in stats)
+
+
+class WebhookServer(BaseApplication):  # type: ignore[misc]  # gunicorn is untyped
+    """gunicorn, configured in code: no config file, no command-line parsing of its own."""
+
+    def __init__(self, app: Flask, options: ServeOptions) -> None:
+        self.application = app
+        self.options = options
+        self.ssl_hook = ReloadingSSLContext(options.certfile, options.keyfile,
+                                            check_interval=options.cert_check_interval)
+        super().__init__()
+
+    def load_config(self) -> None:
+        o = self.options
+        settings: dict[str, Any] = {
+            "bind": [o.bind], "workers": o.workers, "threads": o.threads, "worker_class": "gthread",
+            "keepalive": o.keepalive, "timeout": o.timeout, "graceful_timeout": o.graceful_timeout,
+            "certfile": o.certfile, "keyfile": o.keyfile, "ssl_context": self.ssl_hook,
+            "loglevel": o.loglevel, "accesslog": o.accesslog, "proc_name": "kubectl-gitops-webhook",
+        }
+        for key, value in settings.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        return self.application
+
+
+def serve(app: Flask, options: ServeOptions) -> None:
+    """Run until signalled (SIGTERM drains gracefully)."""
+    WebhookServer(app, options).run()
+
+
+def _cluster_callables(ttl: float) -> tuple[Callable[[], SyncLookup], ParentFetcher]:
+    """Lazy production lookup and fetcher: the API client is built in the worker, after fork."""
+    lock = threading.Lock()
+    built: list[tuple[SyncLookup, ParentFetcher]] = []
+
+    def pair() -> tuple[SyncLookup, ParentFetcher]:
+        with lock:
+            if not built:
+                built.append(from_cluster(ttl))
+            return built[0]
+
+    def fetch(req: AdmissionRequest) -> dict[str, Any] | None:
+        return pair()[1](req)
+
+    return (lambda: pair()[0]), fetch
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="kubectl-gitops-webhook", description=__doc__.splitlines()[0])
+    parser.add_argument("--cert-file", required=True)
+    parser.add_argument("--key-file", required=True)
+    parser.add_argument("--bind", default=ServeOptions.bind)
+    parser.add_argument("--workers", type=int, default=ServeOptions.workers)
+    parser.add_argument("--threads", type=int, default=ServeOptions.threads)
+    parser.add_argument("--keepalive", type=int, default=ServeOptions.keepalive)
+    parser.add_argument("--cache-ttl", type=float, default=5.0, help="seconds a Sync lookup is cached")
+    parser.add_argument("--break-glass-group", default=BREAK_GLASS_GROUP)
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    lookup_factory, fetch = _cluster_callables(args.cache_ttl)
+    app = create_app(lookup_factory, fetch, break_glass_group=args.break_glass_group)
+    serve(app, ServeOptions(certfile=args.cert_file, keyfile=args.key_file, bind=args.bind,
+                            workers=args.workers, threads=args.threads, keepalive=args.keepalive,
+                            loglevel=args.log_level))
+
+
+if __name__ == "__main__":
+    main()
