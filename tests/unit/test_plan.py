@@ -247,7 +247,7 @@ def test_server_metadata_status_and_revision_annotation_are_ignored():
 
 def test_missing_ownership_label_is_a_change():
     desired = stamp(git(), "apps", "flux-system", "r1")
-    assert diff_paths(desired, live()) == [
+    assert sorted(diff_paths(desired, live())) == [
         f'metadata.annotations["{constants.ANNOTATION_DIGEST}"]',
         f'metadata.labels["{constants.LABEL_SYNC}"]',
         f'metadata.labels["{constants.LABEL_SYNC_NAMESPACE}"]',
