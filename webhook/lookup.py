@@ -36,17 +36,17 @@ JSON = dict[str, Any]
 
 
 class SyncLookup(Protocol):
-    def __call__(self, namespace: str, name: str) -> SyncInfo | None: ...
+    def __call__(self, namespace: str, name: str, /) -> SyncInfo | None: ...
 
 
 class ParentFetcher(Protocol):
-    def __call__(self, req: AdmissionRequest) -> JSON | None: ...
+    def __call__(self, req: AdmissionRequest, /) -> JSON | None: ...
 
 
 class JsonGet(Protocol):
     """GET an API path; the decoded object, None on 404; raise on any other failure."""
 
-    def __call__(self, path: str) -> JSON | None: ...
+    def __call__(self, path: str, /) -> JSON | None: ...
 
 
 def applier_username(sync_namespace: str, service_account: str | None) -> str:

@@ -135,3 +135,15 @@ def signed_by(cert_pem: bytes, ca_pem: bytes) -> bool:
         except (ValueError, TypeError, Exception):
             continue
     return False
+
+
+def covers(cert_pem: bytes, hosts: tuple[str, ...]) -> bool:
+    """Whether the certificate's SANs include every host (DNS names or IPs)."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    names = set(sans.get_values_for_type(x509.DNSName))
+    names |= {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
+    return all(h in names for h in hosts)

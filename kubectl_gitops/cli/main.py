@@ -22,6 +22,14 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "version": ("kubectl_gitops.cli.version_cmd", "version", "Print the plugin version (and the server's)."),
     "check": ("kubectl_gitops.cli.check_cmd", "check", "Pre-flight checks: kubectl, kubeconfig, API, RBAC."),
     "dev": ("kubectl_gitops.cli.dev_cmd", "dev", "A local throwaway control plane for demos and tests."),
+    "install": ("kubectl_gitops.cli.install_cmd", "install", "Install CRDs, RBAC and the webhook."),
+    "uninstall": ("kubectl_gitops.cli.install_cmd", "uninstall", "Remove kubectl-gitops from the cluster."),
+    "create": ("kubectl_gitops.cli.create_cmd", "create", "Create or update a GitSource or Sync."),
+    "sync": ("kubectl_gitops.cli.sync_cmd", "sync", "Reconcile a Sync now: fetch, build, apply, prune."),
+    "get": ("kubectl_gitops.cli.get_cmd", "get", "List GitSources or Syncs."),
+    "delete": ("kubectl_gitops.cli.delete_cmd", "delete", "Delete a Sync (pruning its objects) or a GitSource."),
+    "suspend": ("kubectl_gitops.cli.suspend_cmd", "suspend", "Suspend a Sync or GitSource."),
+    "resume": ("kubectl_gitops.cli.suspend_cmd", "resume", "Resume a Sync or GitSource."),
 }
 
 

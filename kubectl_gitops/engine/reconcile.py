@@ -81,10 +81,12 @@ class Engine:
     """Reconciles Syncs against one cluster. `kube` is the operator's connection."""
 
     def __init__(self, kube: Kube, fetcher: SourceFetcher | None = None, *, tick: Tick | None = None,
-                 concurrency: int = 16, clock: Callable[[], float] = time.time) -> None:
+                 on_total: Callable[[int], None] | None = None, concurrency: int = 16,
+                 clock: Callable[[], float] = time.time) -> None:
         self.kube = kube
         self.fetcher = fetcher or SourceFetcher(kube)
         self.tick = tick
+        self.on_total = on_total or (lambda _n: None)
         self.concurrency = concurrency
         self.clock = clock
         self._resources: ResourceMap | None = None
@@ -124,11 +126,12 @@ class Engine:
         with self.fetcher.checkout(source_obj) as tree:
             run.revision = tree.revision
             desired = self._build(spec, tree)
-        applier = self._applier(spec)
+        applier = self.applier_for(spec)
         old = Inventory.from_status((run.obj.get("status") or {}).get("inventory"))
         kinds = {(r.api_version, r.kind) for r in old} | {(o["apiVersion"], o["kind"]) for o in desired}
         live = applier.live_objects(kinds)
         changes = applier.plan(desired, live)
+        self.on_total(len(changes.actions) + len(stale(old, Inventory(ref_of(o) for o in desired))))
         try:
             run.results = applier.apply(changes, run.started)
         except ApplyFailedWith as err:
@@ -255,7 +258,7 @@ class Engine:
             return ""
         return str(((out.get("status") or {}).get("userInfo") or {}).get("username") or "")
 
-    def _applier(self, spec: SyncSpec) -> Applier:
+    def applier_for(self, spec: SyncSpec) -> Applier:
         kube = self.kube.impersonating(self._impersonate(spec))
         return Applier(kube, self.resources(), spec.name, spec.namespace, concurrency=self.concurrency,
                        force=spec.force, tick=self.tick)

@@ -8,6 +8,7 @@ record is reported, never swallowed: a status that lies is worse than an error.
 from __future__ import annotations
 
 import socket
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,7 +56,8 @@ def emit_event(kube: Kube, regarding: JSON, *, warning: bool, reason: str, note:
     stamp = now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     event = {
         "apiVersion": "events.k8s.io/v1", "kind": "Event",
-        "metadata": {"generateName": f"{meta.get('name')}.", "namespace": meta.get("namespace")},
+        # client-go's naming: <object>.<unix nanoseconds in hex>
+        "metadata": {"name": f"{meta.get('name')}.{time.time_ns():x}", "namespace": meta.get("namespace")},
         "eventTime": stamp, "type": "Warning" if warning else "Normal", "reason": reason,
         "note": note[:1024], "action": action, "reportingController": f"{PROJECT}.dev/{PROJECT}",
         "reportingInstance": f"{PROJECT}-{socket.gethostname()}"[:128],

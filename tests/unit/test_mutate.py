@@ -101,7 +101,8 @@ def test_unknown_revision_stamps_nothing() -> None:
 def test_ensure_entries_creates_null_map_and_metadata() -> None:
     assert ensure_entries({"metadata": {"labels": None}}, "labels", {"a/b": "1"}) == [
         {"op": "add", "path": "/metadata/labels", "value": {"a/b": "1"}}]
-    assert ensure_entries({}, "labels", {"a": "1"}) == [{"op": "add", "path": "/metadata", "value": {"labels": {"a": "1"}}}]
+    assert ensure_entries({}, "labels", {"a": "1"}) == [
+        {"op": "add", "path": "/metadata", "value": {"labels": {"a": "1"}}}]
     assert ensure_entries({"metadata": {"labels": {"a": "x"}}}, "labels", {"a": "1"}) == []
 
 

@@ -1,0 +1,213 @@
+"""Load the served webhook the way the API server does: keep-alive TLS connections, recorded reviews.
+
+Not a test: it prints numbers and never fails on time. It starts the real gunicorn server
+(`kubectl_gitops_webhook.serve`) with a throwaway self-signed certificate and a static Sync
+lookup (no cluster), then drives it from several processes (so the driver's GIL does not become
+the bottleneck being measured), each holding a few keep-alive connections in threads.
+
+    .venv/bin/python benchmarks/webhook_load.py                # ~2,000 reviews, well under a minute
+    .venv/bin/python benchmarks/webhook_load.py --processes 4 --connections 8 --requests 500 --threads 16
+
+Output: reviews/s over the whole run, p50/p90/p99/max latency per review, and errors (non-200
+answers or broken connections).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import http.client
+import ipaddress
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import ssl
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from kubectl_gitops.core.admission import AdmissionRequest
+from kubectl_gitops.core.drift import SyncInfo
+
+FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "admission"
+# (endpoint, fixture): the mix an API server sends a drift guard (mostly passes, some denials).
+MIX = [
+    ("/validate", "deployment_update_kubectl_edit.json"),
+    ("/validate", "deployment_status.json"),
+    ("/validate", "deployment_status.json"),
+    ("/validate", "deployment_delete.json"),
+    ("/validate", "deployment_scale.json"),
+    ("/mutate", "configmap_create_by_applier.json"),
+]
+SYNC = SyncInfo(name="shop-apps", namespace="gitops", source_url="https://github.com/acme/shop.git",
+                path="./apps/shop", revision="main@sha1:abc",
+                appliers=frozenset({"system:serviceaccount:gitops:shop-applier"}))
+
+
+def self_signed(dirname: str) -> tuple[str, str]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    sans = x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=1))
+            .not_valid_after(now + dt.timedelta(days=1)).add_extension(sans, critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = os.path.join(dirname, "tls.crt"), os.path.join(dirname, "tls.key")
+    Path(cert_path).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    Path(key_path).write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                 serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+# ------------------------------------------------------------------ server side
+
+
+def run_server(cert: str, key: str, port: int, workers: int, threads: int) -> None:
+    from kubectl_gitops_webhook.app import create_app
+    from kubectl_gitops_webhook.serve import ServeOptions, serve
+
+    parent = json.loads((FIXTURES / "deployment_update_kubectl_edit.json").read_text())["request"]["oldObject"]
+
+    def lookup(namespace: str, name: str) -> SyncInfo | None:
+        return SYNC if (namespace, name) == (SYNC.namespace, SYNC.name) else None
+
+    def fetch(req: AdmissionRequest) -> dict[str, Any] | None:
+        return parent  # type: ignore[no-any-return]
+
+    app = create_app(lambda: lookup, fetch)
+    serve(app, ServeOptions(certfile=cert, keyfile=key, bind=f"127.0.0.1:{port}", workers=workers,
+                            threads=threads, loglevel="warning"))
+
+
+def wait_ready(port: int, context: ssl.SSLContext, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                conn.close()
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"webhook did not become ready on port {port} within {timeout}s")
+
+
+# ------------------------------------------------------------------ driver side
+
+
+def client_context(cert: str) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=cert)
+    ctx.check_hostname = False  # we connect by IP; the SAN has it, but keep the driver simple
+    return ctx
+
+
+def drive(job: tuple[str, int, int, int, int]) -> tuple[list[float], int]:
+    """One driver process: `connections` keep-alive connections, `requests` reviews each."""
+    cert, port, connections, requests, seed = job
+    bodies = [(path, (FIXTURES / name).read_bytes()) for path, name in MIX]
+    context = client_context(cert)
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+
+    def one_connection(offset: int) -> None:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+        mine: list[float] = []
+        failed = 0
+        for i in range(requests):
+            path, body = bodies[(i + offset) % len(bodies)]
+            started = time.perf_counter()
+            try:
+                conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                data = resp.read()
+                if resp.status != 200 or b'"uid"' not in data:
+                    failed += 1
+            except (OSError, http.client.HTTPException):
+                failed += 1
+                conn.close()
+                conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+                continue
+            mine.append(time.perf_counter() - started)
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+            errors[0] += failed
+
+    threads = [threading.Thread(target=one_connection, args=(seed * 31 + n,)) for n in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return latencies, errors[0]
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Load the kubectl-gitops webhook over keep-alive TLS.")
+    parser.add_argument("--processes", type=int, default=2, help="driver processes")
+    parser.add_argument("--connections", type=int, default=4, help="keep-alive connections per process")
+    parser.add_argument("--requests", type=int, default=250, help="reviews per connection")
+    parser.add_argument("--workers", type=int, default=1, help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cert, key = self_signed(tmp)
+        port = free_port()
+        server = multiprocessing.Process(target=run_server, args=(cert, key, port, args.workers, args.threads))
+        server.start()
+        try:
+            wait_ready(port, client_context(cert))
+            jobs = [(cert, port, args.connections, args.requests, n) for n in range(args.processes)]
+            started = time.perf_counter()
+            with multiprocessing.Pool(args.processes) as pool:
+                results = pool.map(drive, jobs)
+            elapsed = time.perf_counter() - started
+        finally:
+            if server.pid is not None:
+                os.kill(server.pid, signal.SIGTERM)
+            server.join(15)
+
+    latencies = sorted(x for lat, _ in results for x in lat)
+    errors = sum(e for _, e in results)
+    total = len(latencies)
+    print(f"webhook: {args.workers} worker(s) x {args.threads} threads; driver: {args.processes} processes x "
+          f"{args.connections} keep-alive TLS connections x {args.requests} reviews")
+    print(f"reviews: {total} ok, {errors} errors in {elapsed:.2f}s -> {total / elapsed:.0f} reviews/s")
+    if latencies:
+        ms = [x * 1000 for x in latencies]
+        print(f"latency ms: p50 {percentile(ms, 0.50):.2f}  p90 {percentile(ms, 0.90):.2f}  "
+              f"p99 {percentile(ms, 0.99):.2f}  max {ms[-1]:.2f}  mean {statistics.fmean(ms):.2f}")
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""`kubectl gitops create source|sync NAME ...`: create or update (server-side apply), or --export."""
+
+from __future__ import annotations
+
+import click
+
+from kubectl_gitops.cli.common import GlobalOptions, emit, kube_options, merged
+from kubectl_gitops.constants import FIELD_MANAGER
+
+
+@click.group()
+def create() -> None:
+    """Create or update a GitSource or a Sync."""
+
+
+def _send(opts: GlobalOptions, obj: dict[str, object], export: bool) -> None:
+    if export:
+        emit(obj, "yaml")
+        return
+    from kubectl_gitops.cli.context import connect
+    from kubectl_gitops.engine.record import SOURCES, SYNCS
+
+    kube = connect(opts)
+    info = SOURCES if obj["kind"] == "GitSource" else SYNCS
+    kube.apply(info, obj, field_manager=FIELD_MANAGER + "-cli", force=True)
+    meta = obj["metadata"]
+    assert isinstance(meta, dict)
+    click.echo(f"{str(obj['kind']).lower()} {meta['namespace']}/{meta['name']} applied")
+
+
+@create.command("source")
+@click.argument("name")
+@click.option("--url", required=True, help="Git URL: https://, ssh://, git@host:path or file://.")
+@click.option("--branch", default="", help="Branch to follow (default main).")
+@click.option("--tag", default="", help="Tag to pin.")
+@click.option("--semver", default="", help="Semver range over tags, e.g. '>=1.0.0 <2.0.0'.")
+@click.option("--commit", default="", help="Exact commit SHA (wins over branch).")
+@click.option("--secret", default="", help="Secret with username/password, bearerToken or identity/known_hosts.")
+@click.option("--interval", default="1m", show_default=True, help="How often to fetch.")
+@click.option("--timeout", default="", help="Timeout for Git operations (default 60s).")
+@click.option("--export", is_flag=True, help="Print the object as YAML instead of applying it.")
+@kube_options
+@click.pass_context
+def create_source(ctx: click.Context, name: str, url: str, branch: str, tag: str, semver: str, commit: str,
+                  secret: str, interval: str, timeout: str, export: bool, kubeconfig_: str | None,
+                  context_: str | None, namespace_: str | None) -> None:
+    """Create or update a GitSource."""
+    from kubectl_gitops.core.resources import git_source
+
+    opts = merged(ctx, kubeconfig_, context_, namespace_)
+    obj = git_source(name, _namespace(opts, export), url, branch=branch, tag=tag, semver=semver,
+                     commit=commit, secret=secret, interval=interval, timeout=timeout)
+    _send(opts, obj, export)
+
+
+@create.command("sync")
+@click.argument("name")
+@click.option("--source", required=True, help="Name of the GitSource (same namespace).")
+@click.option("--path", default="./", show_default=True, help="Path in the repository.")
+@click.option("--prune/--no-prune", default=False, help="Delete objects that leave Git.")
+@click.option("--target-namespace", default="", help="Put every namespaced object in this namespace.")
+@click.option("--wait", is_flag=True, help="Wait for every applied object to be healthy.")
+@click.option("--depends-on", multiple=True, help="NAME or NAMESPACE/NAME of a Sync to wait for; repeatable.")
+@click.option("--interval", default="10m", show_default=True, help="How often to reconcile.")
+@click.option("--timeout", default="", help="Timeout for apply and health checks (default 5m).")
+@click.option("--service-account", default="", help="Apply as this ServiceAccount (impersonation).")
+@click.option("--drift-guard", type=click.Choice(["enforce", "warn", "off"]), default=None,
+              help="What the webhook does with out-of-band edits (default enforce).")
+@click.option("--substitute", multiple=True, help="KEY=VALUE for ${KEY} substitution; repeatable.")
+@click.option("--force", is_flag=True, help="Recreate objects whose immutable fields changed.")
+@click.option("--export", is_flag=True, help="Print the object as YAML instead of applying it.")
+@kube_options
+@click.pass_context
+def create_sync(ctx: click.Context, name: str, source: str, path: str, prune: bool, target_namespace: str,
+                wait: bool, depends_on: tuple[str, ...], interval: str, timeout: str, service_account: str,
+                drift_guard: str | None, substitute: tuple[str, ...], force: bool, export: bool,
+                kubeconfig_: str | None, context_: str | None, namespace_: str | None) -> None:
+    """Create or update a Sync."""
+    from kubectl_gitops.core.resources import parse_pairs, sync
+
+    opts = merged(ctx, kubeconfig_, context_, namespace_)
+    obj = sync(name, _namespace(opts, export), source, path, prune=prune, target_namespace=target_namespace,
+               wait=wait, depends_on=depends_on, interval=interval, timeout=timeout,
+               service_account=service_account, drift_guard=drift_guard or "",
+               substitute=parse_pairs(substitute, "--substitute"), force=force)
+    _send(opts, obj, export)
+
+
+def _namespace(opts: GlobalOptions, export: bool) -> str:
+    if opts.namespace or export:
+        return opts.namespace or "default"
+    from kubectl_gitops.cli.context import connect, namespace_of
+
+    return namespace_of(opts, connect(opts))

@@ -1,0 +1,40 @@
+"""`kubectl gitops delete sync|source NAME`: a Sync's objects are pruned first, unless --keep."""
+
+from __future__ import annotations
+
+import click
+
+from kubectl_gitops.cli.common import kube_options, merged
+
+
+@click.command()
+@click.argument("what", type=click.Choice(["sync", "source"]))
+@click.argument("name")
+@click.option("--keep", is_flag=True, help="Keep the Sync's objects in the cluster (orphan them).")
+@kube_options
+@click.pass_context
+def delete(ctx: click.Context, what: str, name: str, keep: bool, kubeconfig_: str | None, context_: str | None,
+           namespace_: str | None) -> None:
+    """Delete a Sync (pruning what it applied, unless --keep) or a GitSource."""
+    from kubectl_gitops.cli.context import connect, namespace_of
+    from kubectl_gitops.core.errors import GitOpsError, PruneFailed
+    from kubectl_gitops.engine.prune_all import prune_everything
+    from kubectl_gitops.engine.record import SOURCES, SYNCS
+
+    opts = merged(ctx, kubeconfig_, context_, namespace_)
+    kube = connect(opts)
+    namespace = namespace_of(opts, kube)
+    info = SYNCS if what == "sync" else SOURCES
+    obj = kube.get(info, name, namespace)
+    if obj is None:
+        raise GitOpsError(f"{info.kind} {namespace}/{name} not found")
+    if what == "sync" and not keep:
+        results = prune_everything(kube, obj)
+        for r in results:
+            click.echo(f"  {r.action:<10} {r.ref.display}{'  ' + r.message if r.message else ''}")
+        failed = [r for r in results if r.action == "failed"]
+        if failed:
+            raise PruneFailed(f"{len(failed)} object(s) could not be deleted; the Sync is kept so its "
+                              "inventory still lists them: fix and run the delete again")
+    kube.delete(info, name, namespace)
+    click.echo(f"{what} {namespace}/{name} deleted")

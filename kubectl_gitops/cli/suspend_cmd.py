@@ -1,0 +1,43 @@
+"""`kubectl gitops suspend|resume sync|source NAME`: stop or restart reconciliation (and the drift guard)."""
+
+from __future__ import annotations
+
+import click
+
+from kubectl_gitops.cli.common import GlobalOptions, kube_options, merged
+
+
+def _set_suspend(opts: GlobalOptions, what: str, name: str, value: bool) -> None:
+    from kubectl_gitops.cli.context import connect, namespace_of
+    from kubectl_gitops.core.errors import GitOpsError
+    from kubectl_gitops.engine.record import SOURCES, SYNCS
+
+    kube = connect(opts)
+    namespace = namespace_of(opts, kube)
+    info = SYNCS if what == "sync" else SOURCES
+    if kube.get(info, name, namespace) is None:
+        raise GitOpsError(f"{info.kind} {namespace}/{name} not found")
+    kube.merge_patch(info, name, namespace, {"spec": {"suspend": value}})
+    click.echo(f"{what} {namespace}/{name} {'suspended' if value else 'resumed'}")
+
+
+@click.command()
+@click.argument("what", type=click.Choice(["sync", "source"]))
+@click.argument("name")
+@kube_options
+@click.pass_context
+def suspend(ctx: click.Context, what: str, name: str, kubeconfig_: str | None, context_: str | None,
+            namespace_: str | None) -> None:
+    """Suspend a Sync (no reconciles; the drift guard lets edits through) or a GitSource."""
+    _set_suspend(merged(ctx, kubeconfig_, context_, namespace_), what, name, True)
+
+
+@click.command()
+@click.argument("what", type=click.Choice(["sync", "source"]))
+@click.argument("name")
+@kube_options
+@click.pass_context
+def resume(ctx: click.Context, what: str, name: str, kubeconfig_: str | None, context_: str | None,
+           namespace_: str | None) -> None:
+    """Resume a suspended Sync or GitSource."""
+    _set_suspend(merged(ctx, kubeconfig_, context_, namespace_), what, name, False)

@@ -1,0 +1,83 @@
+"""`kubectl gitops sync NAME`: reconcile a Sync now, from this machine.
+
+A progress bar on a terminal while objects are applied, then one line per object that changed
+(created / configured / pruned / failed) and a summary; exit 0 when the Sync is Ready, 1 when
+the run failed (the reason and message say which step and why).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any
+
+import click
+
+from kubectl_gitops.cli.common import emit, kube_options, merged, output_option
+
+SHOWN = ("created", "configured", "pruned", "failed", "skipped")
+
+
+class _Bar:
+    """A progress line on a TTY (silent otherwise); thread-safe because applies run concurrently."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.total = 0
+        self.done = 0
+        self.lock = threading.Lock()
+
+    def begin(self, total: int) -> None:
+        self.total = total
+
+    def tick(self, action: str, ref: Any) -> None:
+        with self.lock:
+            self.done += 1
+            if self.enabled and (self.done % 10 == 0 or self.done >= self.total):
+                width = 30
+                filled = int(width * self.done / max(self.total, 1))
+                sys.stderr.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} objects")
+                sys.stderr.flush()
+
+    def end(self) -> None:
+        if self.enabled and self.done:
+            sys.stderr.write("\n")
+
+
+@click.command()
+@click.argument("name")
+@kube_options
+@output_option("json", "yaml")
+@click.option("--concurrency", default=16, show_default=True, help="Concurrent writes.")
+@click.pass_context
+def sync(ctx: click.Context, name: str, kubeconfig_: str | None, context_: str | None, namespace_: str | None,
+         output: str | None, concurrency: int) -> None:
+    """Reconcile the Sync NAME now: fetch, build, apply, prune, wait, record."""
+    from kubectl_gitops.cli.context import connect, namespace_of
+    from kubectl_gitops.engine.reconcile import Engine
+
+    opts = merged(ctx, kubeconfig_, context_, namespace_, output)
+    kube = connect(opts)
+    namespace = namespace_of(opts, kube)
+    bar = _Bar(sys.stderr.isatty() and output is None)
+    engine = Engine(kube, tick=bar.tick, on_total=bar.begin, concurrency=concurrency)
+    if output is None:
+        click.echo(f"► syncing {namespace}/{name}", err=True)
+    report = engine.reconcile(namespace, name)
+    bar.end()
+    data = {"sync": report.key, "revision": report.revision, "ready": report.ready, "reason": report.reason,
+            "message": report.message, "durationSeconds": round(report.duration, 3), "counts": report.counts,
+            "objects": [{"object": r.ref.display, "result": r.action, **({"message": r.message} if r.message
+                                                                         else {})} for r in report.results]}
+    if not emit(data, output):
+        for r in report.results:
+            if r.action in SHOWN:
+                click.echo(f"  {r.action:<10} {r.ref.display}{'  ' + r.message if r.message else ''}")
+        counts = ", ".join(f"{v} {k}" for k, v in report.counts.items())
+        mark = "✔" if report.ready else "✗"
+        click.echo(f"{mark} {report.key} {report.reason} at {report.revision or '(no revision)'} "
+                   f"in {report.duration:.1f}s: {counts or 'nothing to do'}")
+        if not report.ready:
+            click.echo(f"  {report.message}", err=True)
+    if not report.ready and report.reason != "Suspended":
+        ctx.exit(1)

@@ -1,0 +1,82 @@
+"""Shape the install manifests for where the webhook runs (pure).
+
+The manifests under manifests/install describe the production layout (webhook Deployment +
+Service). `kubectl gitops install` renders them and then, here: drops the webhook entirely
+(`--no-webhook`), or points the webhook configurations at a URL (`--webhook-url`, e.g. a local
+process for the dev control plane) and drops the in-cluster Deployment/Service/PDB, and fills in
+the caBundle. Doing it on the rendered objects keeps one source of truth for the safety settings.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+from collections.abc import Iterable
+from typing import Any
+
+from kubectl_gitops.constants import SYSTEM_NAMESPACE
+
+JSON = dict[str, Any]
+WEBHOOK_CONFIG_KINDS = ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
+WEBHOOK_NAME = "kubectl-gitops-webhook"
+TLS_SECRET = "kubectl-gitops-webhook-tls"
+_IN_CLUSTER_KINDS = ("Deployment", "Service", "PodDisruptionBudget")
+
+
+def _is_webhook_workload(obj: JSON) -> bool:
+    meta = obj.get("metadata") or {}
+    return obj.get("kind") in _IN_CLUSTER_KINDS and meta.get("name") == WEBHOOK_NAME
+
+
+def select(objs: Iterable[JSON], *, webhook: bool, webhook_url: str | None = None) -> list[JSON]:
+    """The objects to apply for this install mode (deep copies; input untouched)."""
+    out: list[JSON] = []
+    for obj in objs:
+        kind = obj.get("kind")
+        if not webhook and (kind in WEBHOOK_CONFIG_KINDS or _is_webhook_workload(obj)):
+            continue
+        if webhook_url and _is_webhook_workload(obj):
+            continue
+        obj = copy.deepcopy(obj)
+        if webhook_url and kind in WEBHOOK_CONFIG_KINDS:
+            _point_at_url(obj, webhook_url.rstrip("/"))
+        out.append(obj)
+    return out
+
+
+def _point_at_url(config: JSON, base_url: str) -> None:
+    for hook in config.get("webhooks") or []:
+        client = hook.get("clientConfig") or {}
+        path = str((client.get("service") or {}).get("path") or "/validate")
+        hook["clientConfig"] = {"url": base_url + path, "caBundle": client.get("caBundle", "")}
+
+
+def with_ca_bundle(objs: Iterable[JSON], ca_pem: bytes) -> list[JSON]:
+    bundle = base64.b64encode(ca_pem).decode()
+    out = []
+    for obj in objs:
+        if obj.get("kind") in WEBHOOK_CONFIG_KINDS:
+            obj = copy.deepcopy(obj)
+            for hook in obj.get("webhooks") or []:
+                hook.setdefault("clientConfig", {})["caBundle"] = bundle
+        out.append(obj)
+    return out
+
+
+def tls_secret(ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> JSON:
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    return {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+            "metadata": {"name": TLS_SECRET, "namespace": SYSTEM_NAMESPACE,
+                         "labels": {"app.kubernetes.io/part-of": "kubectl-gitops"}},
+            "data": {"tls.crt": b64(cert_pem), "tls.key": b64(key_pem), "ca.crt": b64(ca_pem)}}
+
+
+def webhook_hosts(webhook_url: str | None) -> tuple[str, ...]:
+    """SANs the serving certificate needs: the Service's DNS names, or the URL's host."""
+    if webhook_url:
+        host = webhook_url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+        return tuple(dict.fromkeys((host, "127.0.0.1", "localhost")))
+    svc = f"{WEBHOOK_NAME}.{SYSTEM_NAMESPACE}"
+    return (WEBHOOK_NAME, svc, f"{svc}.svc", f"{svc}.svc.cluster.local")

@@ -1,0 +1,90 @@
+"""Build GitSource and Sync objects from command-line intent (pure; `create` sends them).
+
+Kept apart from click so `kubectl gitops create ... --export` and the tests produce exactly the
+object that would be applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from kubectl_gitops.constants import API_VERSION, KIND_SOURCE, KIND_SYNC
+from kubectl_gitops.core.errors import UsageError
+from kubectl_gitops.core.spec import parse_duration
+
+JSON = dict[str, Any]
+
+
+def git_source(name: str, namespace: str, url: str, *, branch: str = "", tag: str = "", semver: str = "",
+               commit: str = "", secret: str = "", interval: str = "1m", timeout: str = "",
+               ignore: str = "") -> JSON:
+    picked = [k for k, v in (("--branch", branch), ("--tag", tag), ("--semver", semver)) if v]
+    if len(picked) > 1:
+        raise UsageError(f"choose one of --branch, --tag, --semver (got {' and '.join(picked)})")
+    ref: JSON = {}
+    if branch or not (tag or semver or commit):
+        ref["branch"] = branch or "main"
+    if tag:
+        ref["tag"] = tag
+    if semver:
+        ref["semver"] = semver
+    if commit:
+        ref["commit"] = commit
+    parse_duration(interval, 60, "--interval")
+    spec: JSON = {"url": url, "ref": ref, "interval": interval}
+    if timeout:
+        parse_duration(timeout, 60, "--timeout")
+        spec["timeout"] = timeout
+    if secret:
+        spec["secretRef"] = {"name": secret}
+    if ignore:
+        spec["ignore"] = ignore
+    return {"apiVersion": API_VERSION, "kind": KIND_SOURCE,
+            "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+
+
+def sync(name: str, namespace: str, source: str, path: str, *, prune: bool = False,
+         target_namespace: str = "", wait: bool = False, depends_on: Sequence[str] = (),
+         interval: str = "10m", timeout: str = "", service_account: str = "", drift_guard: str = "",
+         substitute: Mapping[str, str] | None = None, force: bool = False) -> JSON:
+    parse_duration(interval, 600, "--interval")
+    spec: JSON = {"sourceRef": {"kind": KIND_SOURCE, "name": source}, "path": path, "prune": prune,
+                  "interval": interval}
+    if timeout:
+        parse_duration(timeout, 300, "--timeout")
+        spec["timeout"] = timeout
+    if target_namespace:
+        spec["targetNamespace"] = target_namespace
+    if wait:
+        spec["wait"] = True
+    if force:
+        spec["force"] = True
+    if service_account:
+        spec["serviceAccountName"] = service_account
+    if drift_guard:
+        spec["driftGuard"] = drift_guard
+    if substitute:
+        spec["substitute"] = dict(substitute)
+    if depends_on:
+        spec["dependsOn"] = [_dependency(d) for d in depends_on]
+    return {"apiVersion": API_VERSION, "kind": KIND_SYNC,
+            "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+
+
+def _dependency(text: str) -> JSON:
+    """`name` or `namespace/name`, as `flux create kustomization --depends-on` takes them."""
+    ns, _, name = text.rpartition("/")
+    if not name:
+        raise UsageError(f"--depends-on {text!r}: expected NAME or NAMESPACE/NAME")
+    return {"name": name, "namespace": ns} if ns else {"name": name}
+
+
+def parse_pairs(pairs: Sequence[str], flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{flag} {pair!r}: expected KEY=VALUE")
+        out[key] = value
+    return out

@@ -1,0 +1,121 @@
+"""`kubectl gitops install|uninstall`: the project's own manifests, applied in stages.
+
+The manifests are rendered from manifests/install with the real `kubectl kustomize` (the same
+files `kubectl apply -k` takes), shaped by the core for where the webhook runs, and applied with
+the Sync applier's staging (CRDs first and Established, webhook configurations last). A serving
+certificate is made with `cryptography` once and reused while it is valid and fits.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubectl_gitops.adapters import pki
+from kubectl_gitops.adapters.kube import Kube
+from kubectl_gitops.adapters.render import render
+from kubectl_gitops.constants import SYSTEM_NAMESPACE
+from kubectl_gitops.core import install as shape
+from kubectl_gitops.core.discovery import ResourceInfo
+from kubectl_gitops.core.errors import GitOpsError
+from kubectl_gitops.core.plan import plan
+from kubectl_gitops.core.stages import stage_of
+from kubectl_gitops.engine.apply import Applier, ObjectResult, Tick
+
+JSON = dict[str, Any]
+SECRETS = ResourceInfo("", "v1", "Secret", "secrets", True)
+RENEW_BEFORE = dt.timedelta(days=30)
+
+
+def manifests_dir() -> Path:
+    """The project's manifests: next to the package (editable/source) or under the install prefix."""
+    import kubectl_gitops
+
+    for candidate in (Path(kubectl_gitops.__file__).resolve().parent.parent / "manifests",
+                      Path(sys.prefix) / "share" / "kubectl-gitops" / "manifests"):
+        if (candidate / "install" / "kustomization.yaml").is_file():
+            return candidate
+    raise GitOpsError("cannot find the kubectl-gitops manifests (manifests/install); reinstall the plugin")
+
+
+@dataclass(frozen=True)
+class Serving:
+    """The webhook's serving certificate and the CA the API server must trust."""
+
+    ca_pem: bytes
+    cert_pem: bytes
+    key_pem: bytes
+
+
+def rendered(*, webhook: bool, webhook_url: str | None) -> list[JSON]:
+    objs = [m.obj for m in render(manifests_dir(), "install")]
+    return shape.select(objs, webhook=webhook, webhook_url=webhook_url)
+
+
+def serving_certificate(kube: Kube | None, webhook_url: str | None) -> Serving:
+    """Reuse the Secret's certificate while it is valid for 30+ days and covers the hosts."""
+    hosts = shape.webhook_hosts(webhook_url)
+    existing = kube.get(SECRETS, shape.TLS_SECRET, SYSTEM_NAMESPACE) if kube is not None else None
+    if existing is not None:
+        data = {k: base64.b64decode(v) for k, v in (existing.get("data") or {}).items()}
+        cert, key, ca = data.get("tls.crt", b""), data.get("tls.key", b""), data.get("ca.crt", b"")
+        if cert and key and ca and _still_good(cert, ca, hosts):
+            return Serving(ca, cert, key)
+    ca_pair = pki.make_ca("kubectl-gitops webhook CA")
+    leaf = pki.issue(ca_pair, shape.WEBHOOK_NAME, hosts=hosts, server=True, days=365)
+    return Serving(ca_pair.cert_pem, leaf.cert_pem, leaf.key_pem)
+
+
+def _still_good(cert: bytes, ca: bytes, hosts: tuple[str, ...]) -> bool:
+    try:
+        fresh = pki.not_after(cert) - dt.datetime.now(dt.UTC) > RENEW_BEFORE
+        return fresh and pki.signed_by(cert, ca) and pki.covers(cert, hosts)
+    except ValueError:
+        return False
+
+
+def install(kube: Kube, *, webhook: bool, webhook_url: str | None, cert_dir: Path | None = None,
+            tick: Tick | None = None) -> list[ObjectResult]:
+    objs = rendered(webhook=webhook, webhook_url=webhook_url)
+    if webhook:
+        serving = serving_certificate(kube, webhook_url)
+        objs = shape.with_ca_bundle(objs, serving.ca_pem)
+        objs.append(shape.tls_secret(serving.ca_pem, serving.cert_pem, serving.key_pem))
+        if cert_dir is not None:
+            write_cert_dir(serving, cert_dir)
+    applier = Applier(kube, kube.discover(), "", "", tick=tick)
+    return applier.apply(plan(objs, {}), time.time())
+
+
+def write_cert_dir(serving: Serving, cert_dir: Path) -> None:
+    """tls.crt / tls.key / ca.crt for a webhook process running outside the cluster."""
+    cert_dir.mkdir(parents=True, exist_ok=True)
+    (cert_dir / "ca.crt").write_bytes(serving.ca_pem)
+    pki.KeyPair(serving.cert_pem, serving.key_pem).write(cert_dir / "tls.crt", cert_dir / "tls.key")
+
+
+def uninstall(kube: Kube) -> list[ObjectResult]:
+    """Delete in reverse stage order: webhook configurations first, so nothing is ever locked out."""
+    objs = rendered(webhook=True, webhook_url=None)
+    objs.append(shape.tls_secret(b"", b"", b""))
+    resources = kube.discover()
+    results: list[ObjectResult] = []
+    from kubectl_gitops.core.objects import ref_of
+
+    for obj in sorted(objs, key=lambda o: -stage_of(o)):
+        ref = ref_of(obj)
+        info = resources.get(ref.api_version, ref.kind)
+        if info is None:
+            continue
+        try:
+            gone = kube.delete(info, ref.name, ref.namespace or None)
+        except GitOpsError as err:
+            results.append(ObjectResult(ref, "failed", str(err)))
+            continue
+        results.append(ObjectResult(ref, "deleted" if gone else "absent"))
+    return results

@@ -1,0 +1,107 @@
+"""Resolve a GitSource to a revision and a checked-out tree, recording the GitSource's status.
+
+The Git cache lives on this machine (one bare repository per URL, fetched incrementally); the
+tree handed to the build is an export of exactly the resolved commit in a temporary directory
+that is removed afterwards. A fetch that fails leaves the last good artifact in the status.
+"""
+
+from __future__ import annotations
+
+import base64
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubectl_gitops.adapters.git import Credentials, GitCache, GitRef, Revision
+from kubectl_gitops.adapters.kube import Kube
+from kubectl_gitops.adapters.paths import cache_root
+from kubectl_gitops.core.discovery import ResourceInfo
+from kubectl_gitops.core.errors import GitOpsError, SourceFailed
+from kubectl_gitops.core.spec import SourceSpec, parse_source
+from kubectl_gitops.engine import record
+
+JSON = dict[str, Any]
+SECRETS = ResourceInfo("", "v1", "Secret", "secrets", True)
+
+
+@dataclass(frozen=True)
+class Tree:
+    """An exported revision: `path` holds the files of commit `sha`; `revision` is Flux's string."""
+
+    path: Path
+    revision: str
+    sha: str
+
+
+class SourceFetcher:
+    def __init__(self, kube: Kube, cache: GitCache | None = None) -> None:
+        self.kube = kube
+        self.cache = cache or GitCache(cache_root() / "git")
+
+    def get_source(self, namespace: str, name: str) -> JSON:
+        found = self.kube.get(record.SOURCES, name, namespace)
+        if found is None:
+            raise SourceFailed(f"GitSource {namespace}/{name} not found")
+        return found
+
+    def fetch(self, source: JSON) -> tuple[SourceSpec, Revision]:
+        spec = parse_source(source)
+        if spec.suspend:
+            last = str(((source.get("status") or {}).get("artifact") or {}).get("revision") or "")
+            raise SourceFailed(f"GitSource {spec.namespace}/{spec.name} is suspended"
+                               + (f" (last revision {last})" if last else " and was never fetched"))
+        try:
+            creds = self._credentials(spec)
+            ref = GitRef(spec.ref.branch, spec.ref.tag, spec.ref.semver, spec.ref.commit)
+            revision = self.cache.fetch(spec.url, ref, creds, timeout=spec.timeout)
+        except GitOpsError as err:
+            self._record(source, spec, None, err)
+            raise SourceFailed(f"GitSource {spec.namespace}/{spec.name}: {err}") from err
+        self._record(source, spec, revision, None)
+        return spec, revision
+
+    @contextmanager
+    def checkout(self, source: JSON) -> Iterator[Tree]:
+        spec, revision = self.fetch(source)
+        ignore = [line for line in spec.ignore.splitlines() if line.strip()] or None
+        with tempfile.TemporaryDirectory(prefix="kubectl-gitops-") as tmp:
+            dest = Path(tmp) / "tree"
+            self.cache.export(spec.url, revision.sha, dest, ignore, timeout=spec.timeout)
+            yield Tree(dest, revision.ref, revision.sha)
+
+    def _credentials(self, spec: SourceSpec) -> Credentials | None:
+        if not spec.secret_name:
+            return None
+        secret = self.kube.get(SECRETS, spec.secret_name, spec.namespace)
+        if secret is None:
+            raise SourceFailed(f"secret {spec.namespace}/{spec.secret_name} (spec.secretRef) not found")
+        data = {k: base64.b64decode(v).decode(errors="replace") for k, v in (secret.get("data") or {}).items()}
+        return Credentials(username=data.get("username", ""), password=data.get("password", ""),
+                           bearer_token=data.get("bearerToken", ""), ssh_identity=data.get("identity", ""),
+                           ssh_known_hosts=data.get("known_hosts", ""))
+
+    def _record(self, source: JSON, spec: SourceSpec, revision: Revision | None, err: GitOpsError | None) -> None:
+        generation = int((source.get("metadata") or {}).get("generation") or 0)
+        old = source.get("status") or {}
+        at = record.now()
+        status: JSON = {"observedGeneration": generation}
+        if revision is not None:
+            message = f"stored artifact for revision '{revision.ref}'"
+            status["conditions"] = record.conditions_for(old.get("conditions"), ready=True, reason="Succeeded",
+                                                         message=message, generation=generation, at=at)
+            previous = (old.get("artifact") or {}).get("revision")
+            artifact = dict(old.get("artifact") or {})
+            if previous != revision.ref or not artifact:
+                artifact = {"revision": revision.ref, "lastUpdateTime": at.strftime("%Y-%m-%dT%H:%M:%SZ")}
+            status["artifact"] = artifact
+        else:
+            status["conditions"] = record.conditions_for(old.get("conditions"), ready=False, reason="SourceFailed",
+                                                         message=str(err), generation=generation, at=at)
+        try:
+            record.patch_status(self.kube, record.SOURCES, spec.namespace, spec.name, status)
+        except GitOpsError:
+            if err is None:
+                raise
