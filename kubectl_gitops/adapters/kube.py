@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from kubectl_gitops.core.discovery import DISCOVERY_ACCEPT, ResourceInfo, ResourceMap, parse_aggregated
 from kubectl_gitops.core.errors import ClusterUnreachable, GitOpsError

@@ -99,8 +99,8 @@ def _refuse_remote(directory: Path, root: Path, seen: set[Path]) -> None:
     if not isinstance(doc, dict):
         raise BuildFailed(f"{kfile.relative_to(root)}: not a kustomization (expected a mapping)")
     for key in ("resources", "bases", "components"):
-        for entry in doc.get(key) or []:
-            entry = str(entry)
+        for raw in doc.get(key) or []:
+            entry = str(raw)
             if any(marker in entry for marker in _REMOTE_MARKERS):
                 raise BuildFailed(f"{kfile.relative_to(root)}: {key} entry {entry!r} is a remote base, "
                                   "and remote bases are disabled: vendor it into the repository")

@@ -31,13 +31,13 @@ def _is_webhook_workload(obj: JSON) -> bool:
 def select(objs: Iterable[JSON], *, webhook: bool, webhook_url: str | None = None) -> list[JSON]:
     """The objects to apply for this install mode (deep copies; input untouched)."""
     out: list[JSON] = []
-    for obj in objs:
-        kind = obj.get("kind")
-        if not webhook and (kind in WEBHOOK_CONFIG_KINDS or _is_webhook_workload(obj)):
+    for original in objs:
+        kind = original.get("kind")
+        if not webhook and (kind in WEBHOOK_CONFIG_KINDS or _is_webhook_workload(original)):
             continue
-        if webhook_url and _is_webhook_workload(obj):
+        if webhook_url and _is_webhook_workload(original):
             continue
-        obj = copy.deepcopy(obj)
+        obj = copy.deepcopy(original)
         if webhook_url and kind in WEBHOOK_CONFIG_KINDS:
             _point_at_url(obj, webhook_url.rstrip("/"))
         out.append(obj)
@@ -54,9 +54,10 @@ def _point_at_url(config: JSON, base_url: str) -> None:
 def with_ca_bundle(objs: Iterable[JSON], ca_pem: bytes) -> list[JSON]:
     bundle = base64.b64encode(ca_pem).decode()
     out = []
-    for obj in objs:
+    for original in objs:
+        obj = original
         if obj.get("kind") in WEBHOOK_CONFIG_KINDS:
-            obj = copy.deepcopy(obj)
+            obj = copy.deepcopy(original)
             for hook in obj.get("webhooks") or []:
                 hook.setdefault("clientConfig", {})["caBundle"] = bundle
         out.append(obj)

@@ -19,7 +19,6 @@ from kubectl_gitops.adapters.render import render
 from kubectl_gitops.core import manifests as mf
 from kubectl_gitops.core.discovery import ResourceInfo, ResourceMap
 from kubectl_gitops.core.errors import (
-    ApplyFailed,
     BuildFailed,
     DependencyNotReady,
     GitOpsError,
@@ -31,7 +30,7 @@ from kubectl_gitops.core.plan import stamp
 from kubectl_gitops.core.spec import InvalidSpec, SyncSpec, parse_sync
 from kubectl_gitops.core.status import RunRecord, count_results, is_true, push_history
 from kubectl_gitops.engine import record
-from kubectl_gitops.engine.apply import Applier, ApplyFailedWith, ObjectResult, Tick, selector
+from kubectl_gitops.engine.apply import Applier, ApplyFailedWith, ObjectResult, Tick
 from kubectl_gitops.engine.health import wait_healthy
 from kubectl_gitops.engine.source import SourceFetcher, Tree
 
@@ -168,7 +167,8 @@ class Engine:
                 edges[key] = []
                 waiting.append(f"{key} (not found)")
                 continue
-            deps = [f"{d.get('namespace') or ns}/{d.get('name')}" for d in (dep.get("spec") or {}).get("dependsOn") or []]
+            deps = [f"{d.get('namespace') or ns}/{d.get('name')}"
+                    for d in (dep.get("spec") or {}).get("dependsOn") or []]
             edges[key] = deps
             todo += deps
             if key in edges[spec.key] and not _ready_now(dep):

@@ -7,6 +7,7 @@ record is reported, never swallowed: a status that lies is worse than an error.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from datetime import UTC, datetime
@@ -65,7 +66,5 @@ def emit_event(kube: Kube, regarding: JSON, *, warning: bool, reason: str, note:
                       "name": meta.get("name"), "namespace": meta.get("namespace"), "uid": meta.get("uid"),
                       "resourceVersion": meta.get("resourceVersion")},
     }
-    try:
+    with contextlib.suppress(GitOpsError):
         kube.create(EVENTS, event)
-    except GitOpsError:
-        pass

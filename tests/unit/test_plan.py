@@ -366,8 +366,8 @@ def test_not_prunable_while_being_deleted():
 
 
 def test_digest_changes_when_a_field_leaves_git_so_the_object_is_rewritten() -> None:
-    from kubectl_gitops.core.plan import Verb, plan, stamp
     from kubectl_gitops.core.objects import ref_of
+    from kubectl_gitops.core.plan import Verb, plan, stamp
 
     before = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "n",
               "labels": {"team": "a"}}, "data": {"a": "1", "b": "2"}}

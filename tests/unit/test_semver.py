@@ -76,7 +76,7 @@ def test_precedence_follows_semver_spec() -> None:
     (">=1.0.0 <2.0.0", [], ["1.5.0-rc.1"]),
     (">=1.0.0-0", ["1.0.0-rc.1", "1.0.0", "2.0.0-beta"], ["0.9.0-rc.1"]),
     (">=2.0.0-rc.1 <3.0.0", ["2.0.0-rc.2", "2.1.0"], ["2.0.0-beta.9"]),
-    ("~1.2.3-beta", ["1.2.3-beta.2", "1.2.4"], ["1.2.3-alpha"]),
+    ("~1.2.3-beta", ["1.2.3-beta.2", "1.2.4"], ["1.2.3-alpha", "1.3.0-rc.1"]),
     (">=2.0.0-rc.1 || ~1.0", ["1.0.5"], ["1.0.6-rc.1"]),  # only the branch that names a prerelease admits them
 ])
 def test_ranges(constraint: str, inside: list[str], outside: list[str]) -> None:

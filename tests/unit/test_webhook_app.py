@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from kubectl_gitops_webhook.app import create_app
 
 from kubectl_gitops.constants import ANNOTATION_REVISION, BREAK_GLASS_GROUP, LABEL_SYNC
 from kubectl_gitops.core.admission import AdmissionRequest
 from kubectl_gitops.core.drift import SyncInfo
+from kubectl_gitops_webhook.app import create_app
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "admission"
 APPLIER = "system:serviceaccount:gitops:shop-applier"

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from kubectl_gitops.core.admission import request_from_review
 from kubectl_gitops_webhook.lookup import (
     ApiParentFetcher,
     CachedSyncLookup,
@@ -13,8 +14,6 @@ from kubectl_gitops_webhook.lookup import (
     parent_path,
     sync_info,
 )
-
-from kubectl_gitops.core.admission import request_from_review
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "admission"
 SYNC_PATH = "/apis/kubectl-gitops.dev/v1alpha1/namespaces/gitops/syncs/shop-apps"

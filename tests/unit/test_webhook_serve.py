@@ -14,6 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
 from kubectl_gitops_webhook.serve import ReloadingSSLContext, ServeOptions, WebhookServer
 
 
