@@ -108,7 +108,9 @@ class GitRef:
 class Credentials:
     """Flux's GitRepository secret, decoded: basic auth or bearer token for HTTPS, key + known_hosts for SSH.
 
-    The secret fields are left out of repr so a logged Credentials shows no secret.
+    The secret fields are left out of repr so a logged Credentials shows no secret. A password
+    without a username is sent as user `git` (hosts that take a token as password ignore the name).
+    A bearer token wins over username/password. SSH keys must not have a passphrase.
     """
 
     username: str = ""

@@ -25,10 +25,20 @@ class GlobalOptions:
     debug: bool = False
     output: str | None = None
     all_namespaces: bool = False
+    request_timeout: str | None = None
+
+
+def _remember_timeout(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value:
+        base = ctx.find_object(GlobalOptions) or GlobalOptions()
+        ctx.obj = replace(base, request_timeout=value)
+    return value
 
 
 def kube_options(func: F) -> F:
-    """Add --kubeconfig, --context and -n/--namespace to a command."""
+    """Add --kubeconfig, --context, -n/--namespace and --request-timeout to a command."""
+    func = click.option("--request-timeout", expose_value=False, callback=_remember_timeout,
+                        help="Give up on a single API request after this long (e.g. 5s, 1m).")(func)
     func = click.option("-n", "--namespace", "namespace_", help="The namespace scope for this request.")(func)
     func = click.option("--context", "context_", help="The kubeconfig context to use.")(func)
     func = click.option("--kubeconfig", "kubeconfig_", help="Path to the kubeconfig file.")(func)

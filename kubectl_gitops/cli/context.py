@@ -12,8 +12,12 @@ if TYPE_CHECKING:
 
 def connect(opts: GlobalOptions) -> Kube:
     from kubectl_gitops.adapters.kube import Kube, Target
+    from kubectl_gitops.core.spec import parse_duration
 
-    return Kube.connect(Target(opts.kubeconfig, opts.context))
+    kube = Kube.connect(Target(opts.kubeconfig, opts.context))
+    if opts.request_timeout:
+        kube.timeout = parse_duration(opts.request_timeout, 30.0, "--request-timeout")
+    return kube
 
 
 def namespace_of(opts: GlobalOptions, kube: Kube) -> str:

@@ -58,13 +58,15 @@ class LazyGroup(click.Group):
 @click.option("--kubeconfig", envvar="KUBECONFIG", help="Path to the kubeconfig file.")
 @click.option("--context", "kube_context", help="The kubeconfig context to use.")
 @click.option("-n", "--namespace", help="The namespace scope for this request.")
+@click.option("--request-timeout", default=None, help="Give up on a single API request after this long (e.g. 5s).")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 @click.version_option(__version__, prog_name="kubectl-gitops", message="%(prog)s v%(version)s")
 @click.pass_context
 def cli(ctx: click.Context, kubeconfig: str | None, kube_context: str | None, namespace: str | None,
-        debug: bool) -> None:
+        request_timeout: str | None, debug: bool) -> None:
     """GitOps for Kubernetes: sync from Git with server-side apply, guard what Git owns."""
-    ctx.obj = GlobalOptions(kubeconfig=kubeconfig, context=kube_context, namespace=namespace, debug=debug)
+    ctx.obj = GlobalOptions(kubeconfig=kubeconfig, context=kube_context, namespace=namespace, debug=debug,
+                            request_timeout=request_timeout)
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -146,8 +146,11 @@ def up(name: str = "default", progress: Progress = print, *, port: int | None = 
         return UpResult(current, True, time.monotonic() - t0, False)
     if current.exists:
         dead = [c.name for c in current.components if not c.running] or ["apiserver not ready"]
-        progress(f"found a stale dev control plane in {current.home} ({', '.join(dead)} down): "
-                 "stopping what is left and starting afresh")
+        healed = _heal(name, progress, dead)
+        if healed is not None:
+            return UpResult(healed, False, time.monotonic() - t0, False)
+        progress(f"found a stale dev control plane in {current.home} ({', '.join(dead)} down) that could "
+                 "not be restarted in place: stopping what is left and starting afresh")
         down(name, progress=lambda _m: None)
     elif (state_root() / name).exists():
         progress(f"removing a stale data directory {state_root() / name} (no live processes)")
@@ -162,6 +165,33 @@ def up(name: str = "default", progress: Progress = print, *, port: int | None = 
         cluster.save()
         raise
     return UpResult(status(name), False, time.monotonic() - t0, not was_built)
+
+
+def _heal(name: str, progress: Progress, dead: list[str]) -> Status | None:
+    """Restart only the dead components with their recorded flags, keeping etcd's data.
+
+    Returns the healthy status, or None when healing is not possible (then `up` starts afresh)."""
+    cluster = load(name)
+    if cluster is None or not (cluster.home / "etcd").is_dir() or not all(p.args for p in cluster.procs):
+        return None
+    progress(f"dev control plane {name!r}: {', '.join(dead)} down; restarting in place (data kept)")
+    try:
+        for i, proc in enumerate(cluster.procs):
+            if processes.alive(proc):
+                continue
+            cluster.procs[i] = processes.start(proc.name, list(proc.args), Path(proc.log))
+            cluster.save()
+            if proc.name == "etcd":
+                _wait(cluster, "etcd", lambda: _http_ok(f"http://127.0.0.1:{cluster.ports['etcd']}/health"), 30)
+            if proc.name == "kube-apiserver":
+                _wait(cluster, "kube-apiserver", lambda: _readyz(cluster, 2.0), 90)
+        _wait(cluster, "kube-apiserver", lambda: _readyz(cluster, 2.0), 90)
+    except DevClusterError as err:
+        progress(f"restart in place failed: {err}")
+        return None
+    time.sleep(0.3)
+    healthy = status(name)
+    return healthy if healthy.healthy else None
 
 
 def down(name: str = "default", progress: Progress = print, *, keep_data: bool = False) -> list[str]:

@@ -24,13 +24,17 @@ class Proc:
     pid: int
     binary: str
     log: str
+    args: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
-        return {"name": self.name, "pid": self.pid, "binary": self.binary, "log": self.log}
+        return {"name": self.name, "pid": self.pid, "binary": self.binary, "log": self.log,
+                "args": list(self.args)}
 
     @staticmethod
     def from_json(data: dict[str, object]) -> Proc:
-        return Proc(str(data["name"]), int(str(data["pid"])), str(data["binary"]), str(data["log"]))
+        raw_args = data.get("args")
+        args = tuple(str(a) for a in raw_args) if isinstance(raw_args, list) else ()
+        return Proc(str(data["name"]), int(str(data["pid"])), str(data["binary"]), str(data["log"]), args)
 
 
 def start(name: str, args: list[str], log: Path) -> Proc:
@@ -38,7 +42,7 @@ def start(name: str, args: list[str], log: Path) -> Proc:
     with open(log, "ab") as out:
         popen = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                  start_new_session=True)
-    return Proc(name, popen.pid, args[0], str(log))
+    return Proc(name, popen.pid, args[0], str(log), tuple(args))
 
 
 def alive(proc: Proc) -> bool:

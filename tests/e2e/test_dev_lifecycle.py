@@ -47,18 +47,21 @@ def test_lifecycle_up_idempotent_killed_etcd_down(dev_cluster: DevCluster) -> No
         nodes = json.loads(kubectl("get", "nodes", "-o", "json", kubeconfig=cfg).stdout)["items"]
         assert len(nodes) == 2
 
+        kubectl("create", "configmap", "survivor", "--from-literal=a=b", kubeconfig=cfg)
         os.kill(pids["etcd"], signal.SIGKILL)
         time.sleep(0.5)
         broken = gitops("dev", "status", "--name", NAME, check=False)
         assert broken.returncode == 1 and "DEAD" in broken.stdout
-        assert gitops("check", kubeconfig=cfg, check=False).returncode in (0, 1)
 
         healed = gitops("dev", "up", "--name", NAME)
-        assert "stale dev control plane" in healed.stderr
-        assert not any(_running(p) for p in pids.values()), "old processes must be gone"
-        cfg = json.loads(gitops("dev", "status", "--name", NAME, "-o", "json").stdout)["kubeconfig"]
+        assert "etcd down; restarting in place (data kept)" in healed.stderr
+        after_heal = _pids(json.loads(gitops("dev", "status", "--name", NAME, "-o", "json").stdout))
+        assert after_heal["etcd"] != pids["etcd"] and not _running(pids["etcd"])
+        assert after_heal["kube-apiserver"] == pids["kube-apiserver"], "only the dead component restarts"
         kubectl("get", "--raw", "/readyz", kubeconfig=cfg)
-        pids = _pids(json.loads(gitops("dev", "status", "--name", NAME, "-o", "json").stdout))
+        survivor = kubectl("get", "configmap", "survivor", "-o", "jsonpath={.data.a}", kubeconfig=cfg)
+        assert survivor.stdout == "b", "etcd's data must survive a restart in place"
+        pids = after_heal
     finally:
         gitops("dev", "down", "--name", NAME, check=False)
 
