@@ -138,36 +138,25 @@ class ApiParentFetcher:
         return self._get(parent_path(req))
 
 
-def kube_getter(timeout: float = 2.0) -> JsonGet:
-    """A JsonGet on the in-cluster service account (or the local kubeconfig when outside a pod)."""
-    import kubernetes
-    from kubernetes.client.exceptions import ApiException
-    from kubernetes.config.config_exception import ConfigException
+def kube_getter(timeout: float = 2.0, kubeconfig: str | None = None) -> JsonGet:
+    """A JsonGet on the in-cluster ServiceAccount, or the kubeconfig when running outside a pod."""
+    from kubectl_gitops.adapters.kube import ApiError, connect_auto
 
-    k8s: Any = kubernetes  # the client's partial annotations do not cover these calls
-    cfg = k8s.client.Configuration()
-    try:
-        k8s.config.load_incluster_config(client_configuration=cfg)
-    except ConfigException:
-        k8s.config.load_kube_config(client_configuration=cfg)
-    api: Any = k8s.client.ApiClient(cfg)
+    kube = connect_auto(kubeconfig)
+    kube.timeout = timeout
 
     def get(path: str) -> JSON | None:
         try:
-            resp = api.call_api(path, "GET", header_params={"Accept": "application/json"},
-                                auth_settings=["BearerToken"], _preload_content=False,
-                                _return_http_data_only=True, _request_timeout=timeout)
-        except ApiException as err:
+            return kube.request("GET", path, timeout=timeout)
+        except ApiError as err:
             if err.status == 404:
                 return None
             raise
-        doc = json.loads(resp.data)
-        return doc if isinstance(doc, dict) else None
 
     return get
 
 
-def from_cluster(ttl: float = 5.0) -> tuple[SyncLookup, ParentFetcher]:
+def from_cluster(ttl: float = 5.0, kubeconfig: str | None = None) -> tuple[SyncLookup, ParentFetcher]:
     """The production pair: a cached Sync lookup and a parent fetcher sharing one API client."""
-    get = kube_getter()
+    get = kube_getter(kubeconfig=kubeconfig)
     return CachedSyncLookup(get, ttl=ttl), ApiParentFetcher(get)

@@ -136,7 +136,8 @@ def serve(app: Flask, options: ServeOptions) -> None:
     WebhookServer(app, options).run()
 
 
-def _cluster_callables(ttl: float) -> tuple[Callable[[], SyncLookup], ParentFetcher]:
+def _cluster_callables(ttl: float, kubeconfig: str | None = None) -> tuple[
+        Callable[[], SyncLookup], ParentFetcher]:
     """Lazy production lookup and fetcher: the API client is built in the worker, after fork."""
     lock = threading.Lock()
     built: list[tuple[SyncLookup, ParentFetcher]] = []
@@ -144,7 +145,7 @@ def _cluster_callables(ttl: float) -> tuple[Callable[[], SyncLookup], ParentFetc
     def pair() -> tuple[SyncLookup, ParentFetcher]:
         with lock:
             if not built:
-                built.append(from_cluster(ttl))
+                built.append(from_cluster(ttl, kubeconfig))
             return built[0]
 
     def fetch(req: AdmissionRequest) -> dict[str, Any] | None:

@@ -242,3 +242,20 @@ def object_path(api_version: str, plural: str, namespace: str | None, name: str 
     if subresource:
         parts.append(subresource)
     return "/".join(parts)
+
+
+def connect_auto(kubeconfig: str | None = None, *, pool_size: int = 16) -> Kube:
+    """In a pod: the mounted ServiceAccount; elsewhere: the kubeconfig (as kubectl would)."""
+    import os
+
+    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        from kubernetes import client, config
+
+        cfg = client.Configuration()
+        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+        cfg.connection_pool_maxsize = pool_size
+        cfg.retries = 2
+        namespace_file = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+        namespace = open(namespace_file).read().strip() if os.path.exists(namespace_file) else "default"
+        return Kube(client.ApiClient(cfg), "in-cluster", str(cfg.host), namespace)
+    return Kube.connect(Target(kubeconfig), pool_size=pool_size)

@@ -27,17 +27,44 @@ def dev() -> None:
 @name_option
 @click.option("--port", type=int, default=None, help="API server port (default: a free one).")
 @click.option("--nodes", type=int, default=2, show_default=True, help="Fake kwok nodes to create.")
-def up(name: str, port: int | None, nodes: int) -> None:
+@click.option("--webhook", is_flag=True,
+              help="Also install kubectl-gitops and run its admission webhook locally (drift guard on).")
+def up(name: str, port: int | None, nodes: int, webhook: bool) -> None:
     """Build (first use only) and start the dev control plane; idempotent."""
     from kubectl_gitops.devcluster import cluster
 
     result = cluster.up(name, _progress, port=port, nodes=nodes)
+    if webhook:
+        _local_webhook(name)
+        result = cluster.UpResult(cluster.status(name), result.reused, result.seconds, result.built)
     st = result.status
     verb = "already running" if result.reused else f"ready in {result.seconds:.1f}s"
     click.echo(f"dev control plane {name!r} {verb}: Kubernetes {st.kube_version} at {st.server}")
     click.echo(f"  export KUBECONFIG={st.kubeconfig}")
     click.echo("  kubectl get nodes")
     click.echo(f"  kubectl gitops dev down{'' if name == 'default' else ' --name ' + name}   # when done")
+
+
+def _local_webhook(name: str) -> None:
+    """Install with --webhook-url pointing at a webhook process on loopback, and run that process."""
+    import sys
+    from pathlib import Path
+
+    from kubectl_gitops.adapters.kube import Kube, Target
+    from kubectl_gitops.devcluster import cluster
+    from kubectl_gitops.engine import install
+
+    st = cluster.status(name)
+    port = cluster.reserve_port(name, "webhook")
+    url = f"https://127.0.0.1:{port}"
+    cert_dir = Path(st.home) / "webhook"
+    kube = Kube.connect(Target(st.kubeconfig))
+    _progress(f"installing kubectl-gitops with its webhook at {url}")
+    install.install(kube, webhook=True, webhook_url=url, cert_dir=cert_dir)
+    args = [sys.executable, "-m", "kubectl_gitops.cli.main", "webhook", "serve", "--cert-dir", str(cert_dir),
+            "--port", str(port), "--bind-address", "127.0.0.1", "--kubeconfig", st.kubeconfig]
+    cluster.run_process(name, "webhook", args, cluster.https_ready(url + "/readyz", cert_dir / "ca.crt"))
+    _progress(f"admission webhook serving on {url} (drift guard: enforce)")
 
 
 @dev.command()

@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "delete": ("kubectl_gitops.cli.delete_cmd", "delete", "Delete a Sync (pruning its objects) or a GitSource."),
     "suspend": ("kubectl_gitops.cli.suspend_cmd", "suspend", "Suspend a Sync or GitSource."),
     "resume": ("kubectl_gitops.cli.suspend_cmd", "resume", "Resume a Sync or GitSource."),
+    # Loaded by name so the CLI layer never imports Flask; the command lives with the webhook.
+    "webhook": ("kubectl_gitops_webhook.cli", "webhook", "Run the admission webhook (TLS, gunicorn)."),
 }
 
 

@@ -458,3 +458,46 @@ def _http_ok(url: str) -> bool:
             return bool(resp.status == 200)
     except (OSError, urllib.error.URLError):
         return False
+
+
+# ---------------------------------------------------------------- extra processes (the local webhook)
+
+def reserve_port(name: str, key: str) -> int:
+    """A port recorded in the cluster's state under `key` (picked once, reused after)."""
+    cluster = _require(name)
+    if key not in cluster.ports:
+        cluster.ports[key] = _free_ports(1)[0]
+        cluster.save()
+    return cluster.ports[key]
+
+
+def run_process(name: str, proc_name: str, args: list[str], ready: Callable[[], bool],
+                timeout: float = 60) -> Proc:
+    """Start (or keep) a process that belongs to the dev cluster: `down` stops it, `status` shows it."""
+    cluster = _require(name)
+    for proc in cluster.procs:
+        if proc.name == proc_name and processes.alive(proc) and list(proc.args) == args:
+            return proc
+    processes.stop([p for p in cluster.procs if p.name == proc_name])
+    cluster.procs = [p for p in cluster.procs if p.name != proc_name]
+    _launch(cluster, proc_name, args)
+    _wait(cluster, proc_name, ready, timeout)
+    return next(p for p in cluster.procs if p.name == proc_name)
+
+
+def _require(name: str) -> Cluster:
+    cluster = load(name)
+    if cluster is None:
+        raise DevClusterError(f"no dev control plane named {name!r}: run `kubectl gitops dev up` first")
+    return cluster
+
+
+def https_ready(url: str, ca_file: Path) -> Callable[[], bool]:
+    def probe() -> bool:
+        try:
+            ctx = ssl.create_default_context(cafile=str(ca_file))
+            with urllib.request.urlopen(url, context=ctx, timeout=2) as resp:
+                return bool(resp.status == 200)
+        except (OSError, ssl.SSLError, urllib.error.URLError):
+            return False
+    return probe

@@ -1,0 +1,56 @@
+"""`kubectl gitops webhook serve`: run the admission webhook (gunicorn, TLS) in a pod or on a laptop.
+
+Lives in the webhook package, not the CLI's: the CLI never imports Flask (import-linter checks
+that), and `kubectl-gitops` loads this command by name only when it is invoked.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from kubectl_gitops.constants import BREAK_GLASS_GROUP
+
+
+@click.group()
+def webhook() -> None:
+    """The admission webhook: drift guard (validating) and ownership stamps (mutating)."""
+
+
+@webhook.command()
+@click.option("--cert-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory with tls.crt and tls.key (a mounted kubernetes.io/tls Secret).")
+@click.option("--cert-file", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--port", type=int, default=8443, show_default=True)
+@click.option("--bind-address", default="0.0.0.0", show_default=True)
+@click.option("--workers", type=int, default=1, show_default=True, help="gunicorn worker processes.")
+@click.option("--threads", type=int, default=8, show_default=True, help="Threads per worker.")
+@click.option("--cache-ttl", type=float, default=5.0, show_default=True, help="Seconds a Sync lookup is cached.")
+@click.option("--break-glass-group", default=BREAK_GLASS_GROUP, show_default=True)
+@click.option("--kubeconfig", default=None, help="Outside a pod: the kubeconfig to read Syncs with.")
+@click.option("--log-level", default="info", show_default=True)
+def serve(cert_dir: Path | None, cert_file: Path | None, key_file: Path | None, port: int, bind_address: str,
+          workers: int, threads: int, cache_ttl: float, break_glass_group: str, kubeconfig: str | None,
+          log_level: str) -> None:
+    """Serve /validate, /mutate, /healthz, /readyz and /metrics over TLS until SIGTERM."""
+    from kubectl_gitops.core.errors import UsageError
+
+    from .app import create_app
+    from .serve import ServeOptions, _cluster_callables
+    from .serve import serve as run
+
+    if cert_dir is not None:
+        cert_file, key_file = cert_dir / "tls.crt", cert_dir / "tls.key"
+    if cert_file is None or key_file is None:
+        raise UsageError("give --cert-dir, or both --cert-file and --key-file")
+    for path in (cert_file, key_file):
+        if not path.is_file():
+            raise UsageError(f"{path} does not exist (the webhook needs its serving certificate)")
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    lookup_factory, fetch = _cluster_callables(cache_ttl, kubeconfig)
+    app = create_app(lookup_factory, fetch, break_glass_group=break_glass_group)
+    run(app, ServeOptions(certfile=str(cert_file), keyfile=str(key_file), bind=f"{bind_address}:{port}",
+                          workers=workers, threads=threads, loglevel=log_level))
