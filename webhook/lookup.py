@@ -14,7 +14,6 @@ they are judged on and it changes.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable

@@ -256,6 +256,9 @@ def connect_auto(kubeconfig: str | None = None, *, pool_size: int = 16) -> Kube:
         cfg.connection_pool_maxsize = pool_size
         cfg.retries = 2
         namespace_file = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
-        namespace = open(namespace_file).read().strip() if os.path.exists(namespace_file) else "default"
+        from pathlib import Path
+
+        ns_path = Path(namespace_file)
+        namespace = ns_path.read_text().strip() if ns_path.exists() else "default"
         return Kube(client.ApiClient(cfg), "in-cluster", str(cfg.host), namespace)
     return Kube.connect(Target(kubeconfig), pool_size=pool_size)

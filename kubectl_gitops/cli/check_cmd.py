@@ -53,6 +53,11 @@ def run_checks(opts: GlobalOptions) -> list[CheckResult]:
     if kubectl_version:
         results.append(kubectl_skew(kubectl_version, server))
     _check_rbac(results, kube)
+    from kubectl_gitops.adapters.kube import Kube
+    from kubectl_gitops.cli.check_webhook import webhook_checks
+
+    assert isinstance(kube, Kube)
+    results += webhook_checks(kube)
     return results
 
 

@@ -65,3 +65,27 @@ def client_skew(python_client: str, server: str) -> CheckResult:
 
 def exit_code(results: list[CheckResult]) -> int:
     return 1 if any(r.outcome is Outcome.FAILED for r in results) else 0
+
+
+def cert_expiry(not_after_iso: str, days_left: float) -> CheckResult:
+    """Fail when expired, warn within 30 days (the API server would start refusing the webhook)."""
+    if days_left <= 0:
+        return CheckResult("webhook certificate", Outcome.FAILED,
+                           f"expired at {not_after_iso}: run `kubectl gitops install` to renew it")
+    if days_left < 30:
+        return CheckResult("webhook certificate", Outcome.WARN,
+                           f"expires in {days_left:.0f} days ({not_after_iso}): run `kubectl gitops install`")
+    return CheckResult("webhook certificate", Outcome.OK, f"valid for {days_left:.0f} more days")
+
+
+def configurations(present: dict[str, bool]) -> CheckResult:
+    """All webhook configurations, or none (installed with --no-webhook) — never half."""
+    missing = sorted(name for name, ok in present.items() if not ok)
+    if len(missing) == len(present):
+        return CheckResult("webhook", Outcome.WARN,
+                           "not installed: out-of-band edits are reverted on the next sync, not refused "
+                           "(install it with `kubectl gitops install`)")
+    if missing:
+        return CheckResult("webhook", Outcome.FAILED, f"configuration(s) missing: {', '.join(missing)}; "
+                           "run `kubectl gitops install` again")
+    return CheckResult("webhook", Outcome.OK, f"configurations present: {', '.join(sorted(present))}")

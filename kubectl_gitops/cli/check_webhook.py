@@ -1,0 +1,105 @@
+"""The webhook part of `kubectl gitops check`: configurations, caBundle vs serving certificate,
+certificate expiry, and the endpoint answering (directly for a URL webhook, through the API
+server's service proxy for the in-cluster one: the same path the API server itself takes).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import ssl
+from typing import Any
+from urllib.parse import urlsplit
+
+from kubectl_gitops.adapters import pki
+from kubectl_gitops.adapters.kube import ApiError, Kube
+from kubectl_gitops.constants import SYSTEM_NAMESPACE
+from kubectl_gitops.core import install as shape
+from kubectl_gitops.core.checks import CheckResult, Outcome, cert_expiry, configurations
+from kubectl_gitops.core.errors import GitOpsError
+
+CONFIGS = {
+    "kubectl-gitops-drift-guard": "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/",
+    "kubectl-gitops-stamps": "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/",
+}
+
+
+def webhook_checks(kube: Kube) -> list[CheckResult]:
+    found: dict[str, dict[str, Any] | None] = {}
+    for name, base in CONFIGS.items():
+        try:
+            found[name] = kube.request("GET", base + name)
+        except ApiError as err:
+            if err.status != 404:
+                return [CheckResult("webhook", Outcome.FAILED, f"cannot read {name}: {err}")]
+            found[name] = None
+    first = configurations({n: o is not None for n, o in found.items()})
+    if first.outcome is not Outcome.OK:
+        return [first]
+    hooks = [h for obj in found.values() if obj for h in obj.get("webhooks") or []]
+    return [first, *_certificate_checks(kube, hooks)]
+
+
+def _certificate_checks(kube: Kube, hooks: list[dict[str, Any]]) -> list[CheckResult]:
+    bundles = {str((h.get("clientConfig") or {}).get("caBundle") or "") for h in hooks}
+    if len(bundles) != 1 or "" in bundles:
+        return [CheckResult("webhook caBundle", Outcome.FAILED,
+                            "webhook entries have missing or different caBundles: run `kubectl gitops install`")]
+    ca_pem = base64.b64decode(bundles.pop())
+    url = str((hooks[0].get("clientConfig") or {}).get("url") or "")
+    try:
+        cert_pem = _served_certificate(url) if url else _secret_certificate(kube)
+    except (OSError, GitOpsError, ValueError) as err:
+        return [CheckResult("webhook caBundle", Outcome.FAILED, f"cannot read the serving certificate: {err}")]
+    results = [_ca_matches(ca_pem, cert_pem, url)]
+    not_after = pki.not_after(cert_pem)
+    days = (not_after - dt.datetime.now(dt.UTC)).total_seconds() / 86400
+    results.append(cert_expiry(not_after.strftime("%Y-%m-%dT%H:%M:%SZ"), days))
+    results.append(_endpoint(kube, url, ca_pem))
+    return results
+
+
+def _ca_matches(ca_pem: bytes, cert_pem: bytes, url: str) -> CheckResult:
+    where = url or f"Secret {SYSTEM_NAMESPACE}/{shape.TLS_SECRET}"
+    if pki.signed_by(cert_pem, ca_pem):
+        return CheckResult("webhook caBundle", Outcome.OK, f"matches the serving certificate ({where})")
+    return CheckResult("webhook caBundle", Outcome.FAILED,
+                       f"does not sign the serving certificate of {where}: the API server will refuse TLS; "
+                       "run `kubectl gitops install`")
+
+
+def _served_certificate(url: str) -> bytes:
+    parts = urlsplit(url)
+    pem = ssl.get_server_certificate((parts.hostname or "127.0.0.1", parts.port or 443), timeout=5)
+    return pem.encode()
+
+
+def _secret_certificate(kube: Kube) -> bytes:
+    secret = kube.request("GET", f"/api/v1/namespaces/{SYSTEM_NAMESPACE}/secrets/{shape.TLS_SECRET}")
+    return base64.b64decode((secret.get("data") or {}).get("tls.crt", ""))
+
+
+def _endpoint(kube: Kube, url: str, ca_pem: bytes) -> CheckResult:
+    try:
+        if url:
+            _probe_url(url, ca_pem)
+            where = "{0.scheme}://{0.netloc}".format(urlsplit(url))
+        else:
+            proxy = (f"/api/v1/namespaces/{SYSTEM_NAMESPACE}/services/"
+                     f"https:{shape.WEBHOOK_NAME}:443/proxy/healthz")
+            kube.request("GET", proxy, accept="*/*", timeout=5)
+            where = f"service {SYSTEM_NAMESPACE}/{shape.WEBHOOK_NAME}"
+    except (OSError, GitOpsError, ValueError) as err:
+        return CheckResult("webhook endpoint", Outcome.FAILED,
+                           f"not answering ({err}); with failurePolicy Ignore edits are not guarded meanwhile")
+    return CheckResult("webhook endpoint", Outcome.OK, f"{where} answers /healthz")
+
+
+def _probe_url(url: str, ca_pem: bytes) -> None:
+    import urllib.request
+
+    ctx = ssl.create_default_context(cadata=ca_pem.decode())
+    parts = urlsplit(url)
+    with urllib.request.urlopen(f"{parts.scheme}://{parts.netloc}/healthz", context=ctx, timeout=5) as resp:
+        if resp.status != 200:
+            raise ValueError(f"/healthz answered HTTP {resp.status}")
