@@ -24,13 +24,14 @@ answers. The rules, in the order they are applied:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
-from kubectl_gitops.constants import FIELD_MANAGER, LABEL_SYNC, LABEL_SYNC_NAMESPACE
+from kubectl_gitops.constants import ANNOTATION_REVISION, FIELD_MANAGER, LABEL_SYNC, LABEL_SYNC_NAMESPACE
 from kubectl_gitops.core.admission import AdmissionRequest, AdmissionResponse, allow
 from kubectl_gitops.core.managed_fields import changed_owned, format_path, owned_paths
 
@@ -108,6 +109,11 @@ def review(req: AdmissionRequest, lookup: SyncLookup, *, break_glass_group: str,
     fields = _violations(req, subject)
     if not fields:
         return allow(req, "NoOwnedFieldChanged")
+    # The object's own stamp names the revision that last applied it; the Sync's status may lag
+    # (or be cached from before the first run).
+    stamped = str(((subject.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_REVISION) or "")
+    if stamped:
+        gate = dataclasses.replace(gate, revision=stamped)
     return _verdict(req, gate, fields, break_glass_group)
 
 

@@ -55,6 +55,10 @@ def alive(proc: Proc) -> bool:
     if state == "Z":
         _reap(proc.pid)
         return False
+    if not cmdline:
+        # Right after exec the kernel has closed Popen's pipe but not yet set the new argv:
+        # an empty cmdline is our process mid-exec, not a stranger.
+        return True
     return cmdline == proc.binary
 
 
