@@ -188,6 +188,7 @@ class Engine:
         if spec.target_namespace:
             manifests = mf.apply_target_namespace(manifests, spec.target_namespace, _strict_scope(scope))
         manifests = mf.default_namespace(manifests, spec.namespace, _strict_scope(scope))
+        mf.check_duplicates(manifests)  # again, now that namespaces are settled: `ns: x` and none are one object
         return [stamp(m.obj, spec.name, spec.namespace, tree.revision) for m in manifests]
 
     def _variables(self, spec: SyncSpec) -> dict[str, str]:
