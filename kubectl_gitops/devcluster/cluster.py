@@ -174,6 +174,8 @@ def _heal(name: str, progress: Progress, dead: list[str]) -> Status | None:
     cluster = load(name)
     if cluster is None or not (cluster.home / "etcd").is_dir() or not all(p.args for p in cluster.procs):
         return None
+    if not all(Path(p.args[0]).is_file() for p in cluster.procs):
+        return None  # a binary moved (another version or venv): start afresh instead
     progress(f"dev control plane {name!r}: {', '.join(dead)} down; restarting in place (data kept)")
     try:
         for i, proc in enumerate(cluster.procs):
