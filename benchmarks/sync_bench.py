@@ -256,7 +256,8 @@ def bench_size(total: int, ns_count: int, env: dict[str, str], work: Path, *, fi
     print(f"== {total} objects ({prefix}-NN vs {prefix}-NN-kubectl)", file=sys.stderr)
     repo = make_repo(work, prefix, total, ns_count, env)
     kdir = work / f"kubectl-{prefix}"
-    write_manifests(kdir, prefix, total, ns_count, suffix="-kubectl")
+    if with_kubectl:
+        write_manifests(kdir, prefix, total, ns_count, suffix="-kubectl")
     sh([GITOPS, "-n", SYNC_NS, "create", "source", name, "--url", f"file://{repo}", "--branch", "main"], env)
     sh([GITOPS, "-n", SYNC_NS, "create", "sync", name, "--source", name, "--path", ".", "--prune"], env)
     rows: list[Row] = []

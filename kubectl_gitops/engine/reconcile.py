@@ -304,7 +304,7 @@ class Engine:
         try:
             record.patch_status(self.kube, record.SYNCS, ns, name, status)
         except GitOpsError as record_err:
-            raise type(err)(f"{message} (and the status could not be recorded: {record_err})") from err
+            raise GitOpsError(f"{message} (and the status could not be recorded: {record_err})") from err
         record.emit_event(self.kube, obj, warning=True, reason=reason, note=message, action="Reconcile")
         return SyncReport(ns, name, revision, False, reason, message, duration, results, counts)
 
