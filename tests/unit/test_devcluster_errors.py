@@ -15,7 +15,7 @@ from kubectl_gitops.devcluster import build, cluster, processes
 
 def test_no_go_toolchain_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(build.shutil, "which", lambda _name: None)
-    with pytest.raises(DevClusterError, match="`go` is not on PATH: install Go 1.26"):
+    with pytest.raises(DevClusterError, match=r"`go` is not on PATH: install Go 1\.26"):
         build.ensure_built(lambda _m: None, root=tmp_path)
 
 
