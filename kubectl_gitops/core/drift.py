@@ -32,7 +32,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 from kubectl_gitops.constants import ANNOTATION_REVISION, FIELD_MANAGER, LABEL_SYNC, LABEL_SYNC_NAMESPACE
-from kubectl_gitops.core.admission import AdmissionRequest, AdmissionResponse, allow
+from kubectl_gitops.core.admission import MAX_WARNING, AdmissionRequest, AdmissionResponse, allow
 from kubectl_gitops.core.managed_fields import changed_owned, format_path, owned_paths
 
 JSON = dict[str, Any]
@@ -205,11 +205,12 @@ def _verdict(req: AdmissionRequest, sync: SyncInfo, fields: list[str], group: st
     audit = {"sync": sync_ref, "fields": _clean(", ".join(fields))[:256]}
     if in_break_glass(req, group):
         return allow(req, "BreakGlass", audit_annotations={**audit, "drift-guard": "break-glass"},
-                     warnings=(f"break-glass: Sync {sync_ref} owns {_brief(fields)}; "
-                               f"Git reverts it unless suspended",))
+                     warnings=(_warning("break-glass: Sync {ref} owns {what}; Git reverts it unless suspended",
+                                        sync_ref, _brief(fields)),))
     if sync.mode == "warn":
         return allow(req, "DriftWarned", audit_annotations={**audit, "drift-guard": "warned"},
-                     warnings=(f"drift: Sync {sync_ref} owns {_brief(fields)}; change it in Git",))
+                     warnings=(_warning("drift: Sync {ref} owns {what}; change it in Git", sync_ref,
+                                        _brief(fields)),))
     message = (
         f"{target} is managed by Sync {sync_ref} (source {_safe_url(sync.source_url)}, "
         f"path {_clean(sync.path) or '.'}, revision {_clean(sync.revision) or 'unknown'}): {what} refused.\n"
@@ -220,6 +221,32 @@ def _verdict(req: AdmissionRequest, sync: SyncInfo, fields: list[str], group: st
 
 def _deny_reason(fields: list[str]) -> str:
     return "DeleteRefused" if fields == ["(delete)"] else "OwnedFieldChanged"
+
+
+MIN_FIELD_SHOWN: Final = 24
+"""Characters of the field a long Sync name may not squeeze out of a warning."""
+
+
+def _warning(template: str, ref: str, what: str) -> str:
+    """`template` with {ref} and {what}, within MAX_WARNING: the way forward at its end is never cut.
+
+    The generic cut in `AdmissionResponse` keeps the head and drops the tail, which is exactly the
+    advice; long namespaces and field paths are common, so shorten those instead: the field from
+    the left (its leaf is what says most), then the Sync reference from the right.
+    """
+    room = MAX_WARNING - len(template.format(ref="", what=""))
+    if len(ref) + len(what) <= room:
+        return template.format(ref=ref, what=what)
+    what = _cut_left(what, max(room - len(ref), min(len(what), MIN_FIELD_SHOWN)))
+    return template.format(ref=_cut_right(ref, room - len(what)), what=what)
+
+
+def _cut_left(text: str, limit: int) -> str:
+    return text if len(text) <= limit else "…" + text[len(text) - max(limit - 1, 0):]
+
+
+def _cut_right(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:max(limit - 1, 0)] + "…"
 
 
 def _brief(fields: list[str]) -> str:

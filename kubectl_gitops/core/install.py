@@ -13,6 +13,7 @@ import base64
 import copy
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 from kubectl_gitops.constants import SYSTEM_NAMESPACE
 
@@ -77,7 +78,7 @@ def tls_secret(ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> JSON:
 def webhook_hosts(webhook_url: str | None) -> tuple[str, ...]:
     """SANs the serving certificate needs: the Service's DNS names, or the URL's host."""
     if webhook_url:
-        host = webhook_url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+        host = urlsplit(webhook_url if "://" in webhook_url else f"//{webhook_url}").hostname or ""
         return tuple(dict.fromkeys((host, "127.0.0.1", "localhost")))
     svc = f"{WEBHOOK_NAME}.{SYSTEM_NAMESPACE}"
     return (WEBHOOK_NAME, svc, f"{svc}.svc", f"{svc}.svc.cluster.local")

@@ -22,6 +22,8 @@ def git_source(name: str, namespace: str, url: str, *, branch: str = "", tag: st
     picked = [k for k, v in (("--branch", branch), ("--tag", tag), ("--semver", semver)) if v]
     if len(picked) > 1:
         raise UsageError(f"choose one of --branch, --tag, --semver (got {' and '.join(picked)})")
+    if commit and (tag or semver):
+        raise UsageError("--commit may only be combined with --branch (as in Flux), not --tag or --semver")
     ref: JSON = {}
     if branch or not (tag or semver or commit):
         ref["branch"] = branch or "main"
@@ -75,7 +77,7 @@ def sync(name: str, namespace: str, source: str, path: str, *, prune: bool = Fal
 def _dependency(text: str) -> JSON:
     """`name` or `namespace/name`, as `flux create kustomization --depends-on` takes them."""
     ns, _, name = text.rpartition("/")
-    if not name:
+    if not name or "/" in ns:
         raise UsageError(f"--depends-on {text!r}: expected NAME or NAMESPACE/NAME")
     return {"name": name, "namespace": ns} if ns else {"name": name}
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from kubectl_gitops.constants import FIELD_MANAGER
+from kubectl_gitops.core import resources
 from tests.e2e.gitrepo import GitRepo
 from tests.helpers import Run, gitops, kubectl
 
@@ -85,6 +87,18 @@ class World:
 
     def create_sync(self, name: str, *args: str, source: str = "src") -> None:
         self.gitops("create", "sync", name, "--source", source, *args)
+
+    def setup(self, syncs: dict[str, dict[str, Any]], **ref: str) -> None:
+        """GitSource `src` (ref as `create source` takes it; default branch main) and the Syncs
+        (name -> keyword arguments of `core.resources.sync`) in one server-side apply.
+
+        The objects are the very ones `kubectl gitops create` builds and applies (same builder,
+        same field manager); this only saves the plugin's start-up per object, which dominates
+        these tests' runtime. Tests about the `create` flags use `create_source`/`create_sync`."""
+        objs = [resources.git_source("src", self.ns, self.repo.url, **(ref or {"branch": "main"}))]
+        objs += [resources.sync(name, self.ns, "src", **kwargs) for name, kwargs in syncs.items()]
+        kubectl("apply", "--server-side", f"--field-manager={FIELD_MANAGER}-cli", "-f", "-",
+                kubeconfig=self.kubeconfig, input=docs(*objs))
 
     def sync(self, name: str, *extra: str, timeout: float = 120) -> SyncRun:
         run = self.gitops("sync", name, "-o", "json", *extra, check=False, timeout=timeout)

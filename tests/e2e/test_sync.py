@@ -149,8 +149,7 @@ def test_prune_deletes_what_left_git_but_respects_prune_disabled(w: World) -> No
     w.repo.write("apps/b.yaml", docs(configmap("b", annotations=PRUNE_DISABLED)))
     w.repo.write("apps/c.yaml", docs(configmap("c")))
     w.repo.commit("three")
-    w.create_source()
-    w.create_sync("app", "--path", "apps", "--prune")
+    w.setup({"app": {"path": "apps", "prune": True}})
     w.sync_ok("app")
     assert w.inventory("app") == {w.cm_id("a"), w.cm_id("b"), w.cm_id("c")}
 
@@ -195,8 +194,7 @@ def test_no_prune_after_failed_apply(w: World) -> None:
     w.repo.write("apps/a.yaml", docs(configmap("a")))
     w.repo.write("apps/keep.yaml", docs(configmap("keep")))
     good = w.repo.commit("good")
-    w.create_source()
-    w.create_sync("app", "--path", "apps", "--prune")
+    w.setup({"app": {"path": "apps", "prune": True}})
     w.sync_ok("app")
 
     w.repo.remove("apps/a.yaml")
@@ -253,8 +251,7 @@ def test_bad_input_is_build_failed_and_nothing_is_applied(w: World, case: str) -
     text, fragments = BAD_INPUT[case]
     w.repo.write("apps/ok.yaml", docs(configmap("ok")))
     good = w.repo.commit("good")
-    w.create_source()
-    w.create_sync("app", "--path", "apps", "--prune")
+    w.setup({"app": {"path": "apps", "prune": True}})
     w.sync_ok("app")
 
     w.repo.write("apps/new.yaml", docs(configmap("fresh")))
@@ -303,8 +300,7 @@ def test_crd_and_its_custom_resources_in_one_commit(w: World, crd_group: str) ->
     w.repo.write("apps/widgets.yaml", docs({**widget, "metadata": {"name": "small"}, "spec": {"size": 1}},
                                            {**widget, "metadata": {"name": "large"}, "spec": {"size": 9}}))
     w.repo.commit("a CRD and two widgets")
-    w.create_source()
-    w.create_sync("app", "--path", "apps", "--prune")
+    w.setup({"app": {"path": "apps", "prune": True}})
 
     run = w.sync_ok("app")
     assert run.results == {f"CustomResourceDefinition/widgets.{crd_group}": "created",
@@ -350,9 +346,7 @@ def test_depends_on_waits_for_the_dependency(w: World) -> None:
 def test_dependency_cycle_is_a_clear_error(w: World) -> None:
     w.repo.write("x/cm.yaml", docs(configmap("x")))
     w.repo.commit("x")
-    w.create_source()
-    w.create_sync("one", "--path", "x", "--depends-on", "two")
-    w.create_sync("two", "--path", "x", "--depends-on", "one")
+    w.setup({"one": {"path": "x", "depends_on": ["two"]}, "two": {"path": "x", "depends_on": ["one"]}})
 
     run = w.sync("one")
     assert run.returncode == 1, run.output
@@ -392,8 +386,7 @@ def test_wait_times_out_on_a_deployment_that_never_becomes_available(w: World) -
 def test_wait_succeeds_for_an_available_deployment(w: World) -> None:
     w.repo.write("web/deploy.yaml", docs(deployment("web", replicas=2)))
     w.repo.commit("web")
-    w.create_source()
-    w.create_sync("web", "--path", "web", "--wait", "--timeout", "60s")
+    w.setup({"web": {"path": "web", "wait": True, "timeout": "60s"}})
 
     w.sync_ok("web")
     live = w.get("deployment", "web")
@@ -410,8 +403,7 @@ def test_wait_succeeds_for_an_available_deployment(w: World) -> None:
 def test_drift_is_corrected_and_an_unchanged_resync_writes_nothing(w: World) -> None:
     w.repo.write("apps/all.yaml", docs(deployment("web", replicas=2), configmap("settings", {"mode": "safe"})))
     w.repo.commit("web and settings")
-    w.create_source()
-    w.create_sync("app", "--path", "apps")
+    w.setup({"app": {"path": "apps"}})
     w.sync_ok("app")
 
     idle = w.sync_ok("app")
@@ -440,9 +432,7 @@ def test_delete_sync_prunes_its_objects_unless_keep(w: World) -> None:
     w.repo.write("gone/cm.yaml", docs(configmap("gone-1"), configmap("gone-2")))
     w.repo.write("kept/cm.yaml", docs(configmap("kept-1")))
     w.repo.commit("two syncs")
-    w.create_source()
-    w.create_sync("gone", "--path", "gone", "--prune")
-    w.create_sync("kept", "--path", "kept", "--prune")
+    w.setup({"gone": {"path": "gone", "prune": True}, "kept": {"path": "kept", "prune": True}})
     w.sync_ok("gone")
     w.sync_ok("kept")
     assert {"gone-1", "gone-2", "kept-1"} <= w.names("configmap")

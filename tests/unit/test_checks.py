@@ -83,7 +83,7 @@ def test_client_skew_too_far_fails(client: str, server: str, skew: int) -> None:
     result = client_skew(client, server)
     assert result.outcome is Outcome.FAILED
     assert f"server {server} is {skew} minor versions" in result.detail
-    assert f"kubernetes {client} is for v1.{client.split('.')[0]}" in result.detail
+    assert f"kubernetes {client} is for v1.{client.partition('.')[0]}" in result.detail
     assert "upgrade kubectl-gitops" in result.detail
 
 

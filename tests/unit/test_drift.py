@@ -304,6 +304,33 @@ def test_warn_mode_allows_with_warning() -> None:
     assert resp.audit_annotations["drift-guard"] == "warned"
 
 
+def relabel(namespace: str, name: str) -> Callable[[dict[str, Any]], None]:
+    def edit(r: dict[str, Any]) -> None:
+        for key in ("object", "oldObject"):
+            r[key]["metadata"]["labels"].update({LABEL_SYNC: name, LABEL_SYNC_NAMESPACE: namespace})
+    return edit
+
+
+@pytest.mark.parametrize(("namespace", "name"), [
+    ("test-warn-mode-allows-with-a-warning-94880", "s"),  # found by the e2e suite: the advice was cut
+    ("team-" + "x" * 58, "y" * 200),  # longest names Kubernetes allows, near enough
+])
+@pytest.mark.parametrize(("groups", "mode", "tail"), [
+    (["sre", BREAK_GLASS_GROUP], "enforce", "; Git reverts it unless suspended"),
+    (["devs"], "warn", "; change it in Git"),
+])
+def test_warnings_keep_the_way_forward_with_long_names(namespace: str, name: str, groups: list[str], mode: str,
+                                                       tail: str) -> None:
+    sync = dataclasses.replace(SYNC, namespace=namespace, name=name, mode=mode)
+    resp = judge(request("deployment_update_kubectl_edit.json",
+                         both(relabel(namespace, name), as_user("someone", groups))), sync)
+    assert resp.allowed and len(resp.warnings) == 1
+    warning = resp.warnings[0]
+    assert len(warning) <= 120 and warning.endswith(tail), warning
+    assert warning.endswith("[name=web].image" + tail), warning  # the field's leaf survives
+    assert f"Sync {namespace}/{name}"[:40] in warning, warning  # and the start of the Sync reference
+
+
 def test_off_suspended_and_orphan_pass() -> None:
     req = request("deployment_delete.json")
     assert judge(req, dataclasses.replace(SYNC, mode="off")).reason == "GuardOff"

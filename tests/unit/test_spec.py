@@ -130,7 +130,7 @@ def test_source_without_url_is_an_error_naming_the_object(spec: JSON) -> None:
 def test_source_without_spec_at_all() -> None:
     obj = source_obj()
     del obj["spec"]
-    with pytest.raises(InvalidSpec, match="spec.url is required"):
+    with pytest.raises(InvalidSpec, match=r"spec\.url is required"):
         parse_source(obj)
 
 
