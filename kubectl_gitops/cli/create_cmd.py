@@ -57,7 +57,8 @@ def create_source(ctx: click.Context, name: str, url: str, branch: str, tag: str
 @click.argument("name")
 @click.option("--source", required=True, help="Name of the GitSource (same namespace).")
 @click.option("--path", default="./", show_default=True, help="Path in the repository.")
-@click.option("--prune/--no-prune", default=False, help="Delete objects that leave Git.")
+@click.option("--prune", type=click.BOOL, is_flag=False, flag_value=True, default=False,
+              help="Delete objects that leave Git (--prune, --prune=true|false as with flux).")
 @click.option("--target-namespace", default="", help="Put every namespaced object in this namespace.")
 @click.option("--wait", is_flag=True, help="Wait for every applied object to be healthy.")
 @click.option("--depends-on", multiple=True, help="NAME or NAMESPACE/NAME of a Sync to wait for; repeatable.")
