@@ -231,6 +231,26 @@ def warm(api: Api, namespace: str, threads: int) -> None:
     run_batch(api, namespace, names, "update", threads)
 
 
+def reviews_answered(toggle: Toggle) -> int:
+    """The webhook's own count of admission reviews answered (its /metrics): proof it was called."""
+    hook = toggle.saved[0]["webhooks"][0]["clientConfig"]
+    url = urlsplit(hook["url"])
+    with tempfile.NamedTemporaryFile("wb", suffix=".crt") as ca:
+        ca.write(base64.b64decode(hook["caBundle"]))
+        ca.flush()
+        context = ssl.create_default_context(cafile=ca.name)
+    conn = http.client.HTTPSConnection(url.hostname or "127.0.0.1", url.port or 443, context=context, timeout=10)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("kubectl_gitops_webhook_requests_total{") and (
+                'endpoint="/validate"' in line or 'endpoint="/mutate"' in line):
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
+
+
 def measure(api: Api, toggle: Toggle, namespace: str, n: int, rounds: int, threads: int) -> Samples:
     samples = Samples()
     per_round = max(1, n // rounds)
@@ -324,8 +344,12 @@ def main() -> None:
                       f"keep-alive TLS; webhook configurations installed vs deleted, alternating")
                 for title, fn in passes:
                     t0 = time.perf_counter()
+                    answered = reviews_answered(toggle)
                     samples = fn()
+                    answered = reviews_answered(toggle) - answered
                     report(f"{title} ({time.perf_counter() - t0:.0f}s)", samples)
+                    print(f"  the webhook answered {answered} admission reviews during this pass "
+                          "(measured applies with it, warm-up and toggle probes included)")
             finally:
                 toggle.on()  # leave the cluster as it was found
     finally:

@@ -47,15 +47,18 @@ def _certificate_checks(kube: Kube, hooks: list[dict[str, Any]]) -> list[CheckRe
                             "webhook entries have missing or different caBundles: run `kubectl gitops install`")]
     ca_pem = base64.b64decode(bundles.pop())
     url = str((hooks[0].get("clientConfig") or {}).get("url") or "")
+    endpoint = _endpoint(kube, url, ca_pem)
     try:
         cert_pem = _served_certificate(url) if url else _secret_certificate(kube)
     except (OSError, GitOpsError, ValueError) as err:
-        return [CheckResult("webhook caBundle", Outcome.FAILED, f"cannot read the serving certificate: {err}")]
+        # Nothing answers at the URL: the endpoint line says so; the certificate is unknown, not wrong.
+        outcome = Outcome.WARN if endpoint.outcome is Outcome.FAILED else Outcome.FAILED
+        return [CheckResult("webhook caBundle", outcome, f"cannot read the serving certificate: {err}"), endpoint]
     results = [_ca_matches(ca_pem, cert_pem, url)]
     not_after = pki.not_after(cert_pem)
     days = (not_after - dt.datetime.now(dt.UTC)).total_seconds() / 86400
     results.append(cert_expiry(not_after.strftime("%Y-%m-%dT%H:%M:%SZ"), days))
-    results.append(_endpoint(kube, url, ca_pem))
+    results.append(endpoint)
     return results
 
 
@@ -90,8 +93,10 @@ def _endpoint(kube: Kube, url: str, ca_pem: bytes) -> CheckResult:
             kube.request("GET", proxy, accept="*/*", timeout=5)
             where = f"service {SYSTEM_NAMESPACE}/{shape.WEBHOOK_NAME}"
     except (OSError, GitOpsError, ValueError) as err:
+        where = "{0.scheme}://{0.netloc}".format(urlsplit(url)) if url else "the webhook Service"
         return CheckResult("webhook endpoint", Outcome.FAILED,
-                           f"not answering ({err}); with failurePolicy Ignore edits are not guarded meanwhile")
+                           f"{where} not answering ({err}); with failurePolicy Ignore edits are not guarded "
+                           "meanwhile: start the webhook (`kubectl gitops dev up --webhook` locally)")
     return CheckResult("webhook endpoint", Outcome.OK, f"{where} answers /healthz")
 
 
