@@ -6,11 +6,17 @@ Sync so the webhook's Sync lookup finds a real owner, and then writes managed Co
 Sync does: server-side apply (`fieldManager=kubectl-gitops`, `force=true`) as the applier
 ServiceAccount, impersonated by the admin client (`Impersonate-User`), over keep-alive TLS.
 
-Two operations, each timed per request:
+Three operations, each timed per request:
 
-* create: an apply of a ConfigMap that does not exist yet (the API server calls /mutate);
-* update: an apply that changes the data of an existing managed ConfigMap (/mutate and /validate;
-  the guard looks up the Sync, sees the applier, allows).
+* create: the applier's apply of a stamped ConfigMap that does not exist yet;
+* update: the applier's apply that changes the data of an existing managed ConfigMap;
+* judged: a person's apply (the admin, field manager bench-person) of an annotation Git does not
+  own on a managed ConfigMap: the guard is called, looks up the Sync, finds no owned field changed
+  and allows. This is the price of the guard on every non-applier write to a managed object.
+
+The webhook configurations' matchConditions spare the default applier the guard and spare already
+stamped objects the stamps webhook, so "create" and "update" normally make no webhook call at all
+(the /metrics count printed per pass shows it); "judged" always makes one.
 
 Each is measured with the webhook configurations installed ("with") and deleted ("without"), in
 the same run, alternating in rounds so that background load on the machine hits both sides alike.
@@ -53,8 +59,6 @@ import yaml
 from kubectl_gitops.constants import (
     DEFAULT_APPLIER_SA,
     FIELD_MANAGER,
-    LABEL_SYNC,
-    LABEL_SYNC_NAMESPACE,
     SYSTEM_NAMESPACE,
 )
 
@@ -110,20 +114,31 @@ class Api:
 
 
 def apply_body(namespace: str, name: str, value: str) -> bytes:
-    obj = {"apiVersion": "v1", "kind": "ConfigMap",
-           "metadata": {"name": name, "namespace": namespace,
-                        "labels": {LABEL_SYNC: SYNC, LABEL_SYNC_NAMESPACE: namespace}},
+    """The object exactly as a Sync sends it: stamped by the engine (ownership labels, digest, revision)."""
+    from kubectl_gitops.core.plan import stamp
+
+    obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace},
            "data": {"value": value}}
+    return json.dumps(stamp(obj, SYNC, namespace, "main@sha1:" + "0" * 40)).encode()
+
+
+def judged_body(namespace: str, name: str, value: str) -> bytes:
+    """A person's change to a field Git does not own: the guard is called, judges, and allows it."""
+    obj = {"apiVersion": "v1", "kind": "ConfigMap",
+           "metadata": {"name": name, "namespace": namespace, "annotations": {"bench.example.com/note": value}}}
     return json.dumps(obj).encode()
 
 
 def timed_apply(conn: http.client.HTTPSConnection, api: Api, namespace: str, name: str, value: str,
-                expect: int) -> float:
-    path = (f"/api/v1/namespaces/{namespace}/configmaps/{name}"
-            f"?fieldManager={FIELD_MANAGER}&force=true")
-    headers = {"Content-Type": "application/apply-patch+yaml", "Accept": "application/json", **api.headers}
+                expect: int, *, judged: bool = False) -> float:
+    manager = "bench-person" if judged else FIELD_MANAGER
+    path = f"/api/v1/namespaces/{namespace}/configmaps/{name}?fieldManager={manager}&force=true"
+    person = {k: v for k, v in api.headers.items() if k != "Impersonate-User"}
+    headers = {"Content-Type": "application/apply-patch+yaml", "Accept": "application/json",
+               **(person if judged else api.headers)}
+    body = judged_body(namespace, name, value) if judged else apply_body(namespace, name, value)
     started = time.perf_counter()
-    conn.request("PATCH", path, body=apply_body(namespace, name, value), headers=headers)
+    conn.request("PATCH", path, body=body, headers=headers)
     resp = conn.getresponse()
     data = resp.read()
     elapsed = time.perf_counter() - started
@@ -199,7 +214,7 @@ class Samples:
 
 
 def run_batch(api: Api, namespace: str, names: list[str], op: str, threads: int) -> list[float]:
-    """Apply each name once (create: 201; update: 200) over `threads` keep-alive connections."""
+    """Apply each name once (create: 201; update, judged: 200) over `threads` keep-alive connections."""
     expect = 201 if op == "create" else 200
     value = f"{op}-{uuid.uuid4().hex[:8]}"
     chunks = [names[i::threads] for i in range(threads)]
@@ -209,7 +224,7 @@ def run_batch(api: Api, namespace: str, names: list[str], op: str, threads: int)
         conn = api.connect()
         try:
             for name in chunks[i]:
-                out[i].append(timed_apply(conn, api, namespace, name, value, expect))
+                out[i].append(timed_apply(conn, api, namespace, name, value, expect, judged=op == "judged"))
         finally:
             conn.close()
 
@@ -264,6 +279,7 @@ def measure(api: Api, toggle: Toggle, namespace: str, n: int, rounds: int, threa
                 names = [f"cm-{threads}-{mode}-{r}-{i}-{uuid.uuid4().hex[:4]}" for i in range(per_round)]
                 samples.add("create", mode, run_batch(api, namespace, names, "create", threads))
                 samples.add("update", mode, run_batch(api, namespace, names, "update", threads))
+                samples.add("judged", mode, run_batch(api, namespace, names, "judged", threads))
     return samples
 
 
@@ -275,7 +291,7 @@ def pct(xs: list[float], q: float) -> float:
 def report(title: str, samples: Samples, seconds: dict[str, float] | None = None) -> None:
     print(f"\n{title}")
     print(f"  {'op':<7} {'mode':<8} {'n':>5} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
-    for op in ("create", "update"):
+    for op in ("create", "update", "judged"):
         stats = {}
         for mode in ("without", "with"):
             xs = [x * 1000 for x in samples.values.get((op, mode), [])]
