@@ -10,6 +10,7 @@ a failure stops the ones after it, and the caller never prunes after a failed ap
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ from typing import Any
 from kubectl_gitops.adapters.kube import ApiError, Kube
 from kubectl_gitops.constants import FIELD_MANAGER, LABEL_SYNC, LABEL_SYNC_NAMESPACE
 from kubectl_gitops.core.discovery import ResourceInfo, ResourceMap, from_crd
-from kubectl_gitops.core.errors import ApplyFailed, GitOpsError
+from kubectl_gitops.core.errors import ApplyFailed, ClusterUnreachable, GitOpsError
 from kubectl_gitops.core.objects import IdentityKey, ObjectRef, ref_of
 from kubectl_gitops.core.plan import Action, ChangeSet, Verb, plan, prunable
 from kubectl_gitops.core.stages import stage_of
@@ -58,6 +59,7 @@ class Applier:
         self.concurrency = concurrency
         self.force = force
         self.tick = tick or (lambda _a, _r: None)
+        self._unreachable = threading.Event()
 
     # ------------------------------------------------------------ reading live state
 
@@ -114,11 +116,20 @@ class Applier:
 
     def _apply_one(self, action: Action, started: float) -> ObjectResult:
         ref = action.ref
+        if self._unreachable.is_set():
+            # The server stopped answering: the rest of the stage is not sent (it would only time
+            # out one request after another), and the stage fails as a whole.
+            result = ObjectResult(ref, "failed", f"{ref.display}: not sent, the API server is unreachable")
+            self.tick(result.action, ref)
+            return result
         try:
             info = self.info(ref.api_version, ref.kind)
             out = self._ssa(info, action.obj)
         except ApiError as err:
             result = self._on_apply_error(action, err, started)
+        except ClusterUnreachable as err:
+            self._unreachable.set()
+            result = ObjectResult(ref, "failed", f"{ref.display}: {err}")
         except GitOpsError as err:
             result = ObjectResult(ref, "failed", str(err))
         else:

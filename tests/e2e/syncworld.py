@@ -155,3 +155,11 @@ class World:
                 found: dict[str, Any] = cond
                 return found
         raise AssertionError(f"Sync {self.ns}/{sync} has no {kind} condition: {self.sync_status(sync)}")
+
+    def events(self, sync: str) -> list[tuple[str, str, str]]:
+        """(type, reason, note) of the events.k8s.io Events regarding the Sync, oldest first."""
+        items = json.loads(self.kubectl("get", "events.events.k8s.io", "-o", "json").stdout)["items"]
+        mine = [e for e in items if (e.get("regarding") or {}).get("kind") == "Sync"
+                and e["regarding"].get("name") == sync]
+        mine.sort(key=lambda e: str(e.get("eventTime") or e["metadata"].get("creationTimestamp")))
+        return [(str(e.get("type")), str(e.get("reason")), str(e.get("note"))) for e in mine]

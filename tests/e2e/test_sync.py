@@ -40,6 +40,13 @@ def data_of(world: World, name: str) -> dict[str, str]:
     return data
 
 
+def spec_of(world: World, sync: str) -> dict[str, Any]:
+    obj = world.get("syncs.kubectl-gitops.dev", sync)
+    assert obj is not None, f"Sync {world.ns}/{sync} does not exist"
+    spec: dict[str, Any] = obj["spec"]
+    return spec
+
+
 # ---------------------------------------------------------------------------------- 1. refs
 
 
@@ -71,6 +78,8 @@ def test_branch_picks_up_new_commit_on_next_sync(w: World) -> None:
     assert live["metadata"]["labels"]["kubectl-gitops.dev/sync"] == "app"
     assert live["metadata"]["labels"]["kubectl-gitops.dev/sync-namespace"] == w.ns
     assert w.inventory("app") == {w.cm_id("app"), w.cm_id("extra")}
+    assert [e[:2] for e in w.events("app")] == [("Normal", "ReconciliationSucceeded")] * 2
+    assert second in w.events("app")[-1][2]
 
 
 def test_annotated_tag_pins_the_tagged_commit(w: World) -> None:
@@ -149,7 +158,9 @@ def test_prune_deletes_what_left_git_but_respects_prune_disabled(w: World) -> No
     w.repo.write("apps/b.yaml", docs(configmap("b", annotations=PRUNE_DISABLED)))
     w.repo.write("apps/c.yaml", docs(configmap("c")))
     w.repo.commit("three")
-    w.setup({"app": {"path": "apps", "prune": True}})
+    w.create_source()
+    w.create_sync("app", "--path", "apps", "--prune")
+    assert spec_of(w, "app")["prune"] is True
     w.sync_ok("app")
     assert w.inventory("app") == {w.cm_id("a"), w.cm_id("b"), w.cm_id("c")}
 
@@ -165,13 +176,14 @@ def test_prune_deletes_what_left_git_but_respects_prune_disabled(w: World) -> No
     assert w.inventory("app") == {w.cm_id("c")}
 
 
-@pytest.mark.parametrize("flag", ["--no-prune", "--prune=false"])
-def test_prune_off_keeps_objects_that_left_git(w: World, flag: str) -> None:
+@pytest.mark.parametrize("flags", [("--prune=false",), ()], ids=["prune=false", "default"])
+def test_prune_off_keeps_objects_that_left_git(w: World, flags: tuple[str, ...]) -> None:
     w.repo.write("apps/a.yaml", docs(configmap("a")))
     w.repo.write("apps/c.yaml", docs(configmap("c")))
     w.repo.commit("two")
     w.create_source()
-    w.create_sync("app", "--path", "apps", flag)
+    w.create_sync("app", "--path", "apps", *flags)
+    assert spec_of(w, "app")["prune"] is False
     w.sync_ok("app")
 
     w.repo.remove("apps/a.yaml")
@@ -216,6 +228,8 @@ def test_no_prune_after_failed_apply(w: World) -> None:
     ready = w.condition("app", "Ready")
     assert ready["status"] == "False" and ready["reason"] == "ApplyFailed"
     assert f"Service/{w.ns}/broken" in ready["message"]
+    warning = w.events("app")[-1]
+    assert warning[:2] == ("Warning", "ApplyFailed") and f"Service/{w.ns}/broken" in warning[2]
 
     # Fixing Git completes the prune that was held back.
     w.repo.remove("apps/b.yaml")

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import select
+import pty
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -61,33 +62,65 @@ def write_configmaps(repo: GitRepo, prefix: str, count: int, version: str) -> No
         repo.write(f"apps/{prefix}-{i:03}.yaml", docs(configmap(f"{prefix}-{i:03}", {"version": version})))
 
 
-def start_sync(w: World, name: str) -> subprocess.Popen[bytes]:
-    """`kubectl gitops sync NAME --request-timeout 3s` in the background, once it has started."""
-    proc = subprocess.Popen(["kubectl", "gitops", "-n", w.ns, "sync", name, "--request-timeout",
-                             f"{REQUEST_TIMEOUT:.0f}s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=plugin_env(w.kubeconfig))
-    assert proc.stderr is not None
-    seen = b""
-    deadline = time.monotonic() + 30
-    while b"syncing" not in seen:  # the CLI says "► syncing ns/name" just before it reconciles
-        assert time.monotonic() < deadline, f"the sync did not start: {seen!r}"
-        ready, _, _ = select.select([proc.stderr], [], [], 0.05)
-        if ready:
-            chunk = os.read(proc.stderr.fileno(), 4096)
-            assert chunk, f"the sync exited before it started: {seen!r}"
-            seen += chunk
-    return proc
+class BackgroundSync:
+    """`kubectl gitops sync NAME --request-timeout 3s` running in the background.
+
+    Its stderr is a pseudo-terminal, so the CLI draws its progress bar ("[###...] 10/300 objects",
+    every ten objects applied): the test can strike while objects are being written, not at a
+    guessed moment that a faster machine (or a faster applier) would turn into "before" or "after".
+    """
+
+    def __init__(self, w: World, name: str) -> None:
+        master, slave = pty.openpty()
+        self.proc = subprocess.Popen(
+            ["kubectl", "gitops", "-n", w.ns, "sync", name, "--request-timeout", f"{REQUEST_TIMEOUT:.0f}s"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave,
+            env=plugin_env(w.kubeconfig, PYTHONFAULTHANDLER="1"))  # SIGABRT then prints every stack
+        os.close(slave)
+        self.stderr = bytearray()
+        # Drain the terminal all the time: a full pty buffer would block the CLI on a write.
+        self.reader = threading.Thread(target=self._drain, args=(master,), daemon=True)
+        self.reader.start()
+
+    def _drain(self, master: int) -> None:
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the CLI exited and closed the terminal
+                break
+            if not chunk:
+                break
+            self.stderr += chunk
+        os.close(master)
+
+    def wait_until_applying(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while b" objects" not in self.stderr:
+            assert self.proc.poll() is None, f"the sync ended before it applied anything: {self.stderr!r}"
+            assert time.monotonic() < deadline, f"the sync did not start applying: {self.stderr!r}"
+            time.sleep(0.01)
+
+    def finish(self, timeout: float) -> tuple[int, str]:
+        try:
+            out, _ = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired as err:
+            self.proc.send_signal(signal.SIGABRT)  # faulthandler: where did it hang?
+            try:
+                out, _ = self.proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                out, _ = self.proc.communicate()
+            self.reader.join(5)
+            said = (out + bytes(self.stderr)).decode(errors="replace")[-6000:]
+            raise AssertionError(f"the sync did not give up within {timeout:.0f}s:\n{said}") from err
+        self.reader.join(5)
+        return self.proc.returncode, (out + bytes(self.stderr)).decode(errors="replace")
 
 
-def finish(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, str]:
-    try:
-        out, errs = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired as err:
-        proc.kill()
-        out, errs = proc.communicate()
-        said = (out + errs).decode()[-2000:]
-        raise AssertionError(f"the sync did not give up within {timeout:.0f}s:\n{said}") from err
-    return proc.returncode, (out + errs).decode()
+def error_line(output: str) -> str:
+    """The CLI's one-line verdict ("error: ..."), without the progress bar around it."""
+    at = output.rfind("error: ")
+    return output[at:].splitlines()[0] if at >= 0 else output[-1500:]
 
 
 def names_with(w: World, prefix: str) -> set[str]:
@@ -106,22 +139,20 @@ def test_frozen_api_server_fails_the_sync_in_bounded_time_and_prunes_nothing(w: 
     new_commit = w.repo.commit(f"drop the old ones, add {OBJECTS}")
 
     apiserver = components()["kube-apiserver"]
-    proc = start_sync(w, "app")
-    time.sleep(0.3)
+    sync = BackgroundSync(w, "app")
+    sync.wait_until_applying()
     started = time.monotonic()
     os.kill(apiserver, signal.SIGSTOP)
     try:
-        code, output = finish(proc, timeout=120)
+        code, output = sync.finish(timeout=120)
         elapsed = time.monotonic() - started
     finally:
         os.kill(apiserver, signal.SIGCONT)
 
+    assert code != 0, f"the sync finished before the API server froze (raise OBJECTS):\n{output[-1000:]}"
     assert code == 1, f"the sync should fail while the API server is frozen:\n{output[-3000:]}"
-    assert "unreachable" in output and "timed out" in output, output[-3000:]
+    assert "unreachable" in error_line(output) and "timed out" in error_line(output), output[-3000:]
     assert "Traceback" not in output
-    assert elapsed < FROZEN_BOUND, (f"a sync against a frozen API server with --request-timeout "
-                                    f"{REQUEST_TIMEOUT:.0f}s took {elapsed:.1f}s to give up "
-                                    f"(bound {FROZEN_BOUND:.0f}s):\n{output[-1500:]}")
 
     kubectl("get", "--raw", "/readyz", kubeconfig=w.kubeconfig)
     assert names_with(w, "old") == {f"old-{i:03}" for i in range(5)}, "nothing may be pruned after a failed apply"
@@ -132,6 +163,10 @@ def test_frozen_api_server_fails_the_sync_in_bounded_time_and_prunes_nothing(w: 
     assert names_with(w, "old") == set()
     assert w.inventory("app") == {w.cm_id(f"cm-{i:03}") for i in range(OBJECTS)}
     assert w.sync_status("app")["lastAppliedRevision"] == f"main@sha1:{new_commit}"
+    # Checked last, so a slow give-up does not hide whether recovery works.
+    assert elapsed < FROZEN_BOUND, (f"a sync against a frozen API server with --request-timeout "
+                                    f"{REQUEST_TIMEOUT:.0f}s took {elapsed:.1f}s to give up "
+                                    f"(bound {FROZEN_BOUND:.0f}s):\n{error_line(output)[:1500]}")
 
 
 def test_killed_api_server_fails_the_sync_and_dev_up_heals_without_losing_data(w: World) -> None:
@@ -144,12 +179,13 @@ def test_killed_api_server_fails_the_sync_and_dev_up_heals_without_losing_data(w
     second_commit = w.repo.commit(f"{OBJECTS} more")
 
     before = components()
-    proc = start_sync(w, "app")
-    time.sleep(0.3)
+    sync = BackgroundSync(w, "app")
+    sync.wait_until_applying()
     os.kill(before["kube-apiserver"], signal.SIGKILL)
-    code, output = finish(proc, timeout=60)
+    code, output = sync.finish(timeout=60)
+    assert code != 0, f"the sync finished before the API server died (raise OBJECTS):\n{output[-1000:]}"
     assert code == 1, f"the sync should fail when the API server dies:\n{output[-3000:]}"
-    assert "unreachable" in output, output[-3000:]
+    assert "unreachable" in error_line(output), output[-3000:]
     assert "Traceback" not in output
 
     dead = gitops("dev", "status", "--name", CLUSTER, check=False)

@@ -27,7 +27,7 @@ from kubectl_gitops.constants import (
 from kubectl_gitops.core.discovery import ResourceInfo, ResourceMap
 from kubectl_gitops.core.errors import ApplyFailed
 from kubectl_gitops.core.objects import IdentityKey, ObjectRef, ref_of
-from kubectl_gitops.core.plan import Verb, stamp
+from kubectl_gitops.core.plan import Verb, plan, stamp
 from kubectl_gitops.engine.apply import Applier, ApplyFailedWith, ObjectResult, selector
 
 JSON = dict[str, Any]
@@ -474,3 +474,24 @@ def test_the_applier_never_sends_raw_requests() -> None:
     applier(kube).prune([ref_of(configmap())], {ref_of(configmap()).key: kube.objects[ref_of(configmap()).key]})
     assert not [c for c in kube.calls if c[0] == "request"]
     assert kube.names("delete") == ["settings"]
+
+
+def test_an_unreachable_server_stops_the_stage_instead_of_timing_out_object_by_object() -> None:
+    """After the first ClusterUnreachable the remaining objects are not sent (bounded failure time)."""
+    from kubectl_gitops.core.errors import ClusterUnreachable
+
+    class DeadKube(FakeKube):
+        def apply(self, info: ResourceInfo, obj: JSON, *, field_manager: str, force: bool = True,
+                  dry_run: bool = False) -> JSON:
+            self._record("apply", obj["kind"], obj["metadata"]["name"], field_manager, force)
+            raise ClusterUnreachable("API server https://127.0.0.1:1 unreachable (PATCH ...): timed out")
+
+    kube = DeadKube()
+    objs = [own(configmap(f"c{i}")) for i in range(40)]
+    with pytest.raises(ApplyFailedWith) as err:
+        applier(kube, concurrency=1).apply(plan(objs, {}), 0.0)
+    assert len(kube.names("apply")) == 1, "only the first request may be sent to a dead server"
+    results = err.value.results
+    assert len(results) == 40 and all(r.action == "failed" for r in results)
+    assert results[0].message.startswith("ConfigMap/") and "unreachable" in results[0].message
+    assert "not sent, the API server is unreachable" in results[1].message
