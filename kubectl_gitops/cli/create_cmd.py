@@ -18,9 +18,10 @@ def _send(opts: GlobalOptions, obj: dict[str, object], export: bool) -> None:
         emit(obj, "yaml")
         return
     from kubectl_gitops.cli.context import connect
-    from kubectl_gitops.engine.record import SOURCES, SYNCS
+    from kubectl_gitops.engine.record import SOURCES, SYNCS, require_installed
 
     kube = connect(opts)
+    require_installed(kube)
     info = SOURCES if obj["kind"] == "GitSource" else SYNCS
     kube.apply(info, obj, field_manager=FIELD_MANAGER + "-cli", force=True)
     meta = obj["metadata"]

@@ -65,12 +65,14 @@ def get(ctx: click.Context, what: str, name: str | None, all_namespaces: bool, o
     """List GitSources or Syncs with their readiness and revision."""
     from kubectl_gitops.cli.context import connect, namespace_of
     from kubectl_gitops.core.errors import GitOpsError
+    from kubectl_gitops.engine import record
     from kubectl_gitops.engine.record import SOURCES, SYNCS
 
     opts = merged(ctx, kubeconfig_, context_, namespace_, output)
     kind = ALIASES[what]
     info = SOURCES if kind == "sources" else SYNCS
     kube = connect(opts)
+    record.require_installed(kube)
     namespace = None if all_namespaces else namespace_of(opts, kube)
     if name:
         found = kube.get(info, name, namespace)

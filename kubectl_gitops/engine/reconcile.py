@@ -111,8 +111,13 @@ class Engine:
         return self._record_success(run)
 
     def get_sync(self, namespace: str, name: str) -> JSON:
-        found = self.kube.get(record.SYNCS, name, namespace)
+        try:
+            found = self.kube.get(record.SYNCS, name, namespace)
+        except ApiError as err:
+            record.require_installed(self.kube)
+            raise GitOpsError(f"cannot read Sync {namespace}/{name}: {err}") from err
         if found is None:
+            record.require_installed(self.kube)
             raise GitOpsError(f"Sync {namespace}/{name} not found")
         return found
 

@@ -26,6 +26,21 @@ EVENTS = ResourceInfo("events.k8s.io", "v1", "Event", "events", True)
 JSON = dict[str, Any]
 
 
+class NotInstalled(GitOpsError):
+    reason = "NotInstalled"
+
+
+def require_installed(kube: Kube) -> None:
+    """Turn "404 on our API group" into the fix, rather than a bare "not found"."""
+    try:
+        kube.request("GET", f"/apis/{SYNCS.group}/{SYNCS.version}")
+    except GitOpsError as err:
+        if getattr(err, "status", 0) == 404:
+            raise NotInstalled(f"kubectl-gitops is not installed in the cluster at {kube.server} (no "
+                               f"{SYNCS.group} API): run `kubectl gitops install`") from err
+        raise
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 

@@ -46,6 +46,8 @@ def test_lifecycle_up_idempotent_killed_etcd_down(dev_cluster: DevCluster) -> No
         cfg = status["kubeconfig"]
         nodes = json.loads(kubectl("get", "nodes", "-o", "json", kubeconfig=cfg).stdout)["items"]
         assert len(nodes) == 2
+        bare = gitops("get", "syncs", kubeconfig=cfg, check=False)  # a cluster without kubectl-gitops
+        assert bare.returncode == 1 and "not installed" in bare.stderr and "kubectl gitops install" in bare.stderr
 
         kubectl("create", "configmap", "survivor", "--from-literal=a=b", kubeconfig=cfg)
         os.kill(pids["etcd"], signal.SIGKILL)
