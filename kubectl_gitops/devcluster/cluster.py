@@ -203,7 +203,12 @@ def down(name: str = "default", progress: Progress = print, *, keep_data: bool =
     stopped: list[str] = []
     if cluster is not None:
         stopped = [p.name for p in cluster.procs if processes.alive(p)]
-        killed = processes.stop(cluster.procs)
+        # Clients first, then the API server (it drains its watches quickly once they are gone),
+        # then etcd: stopping all at once makes kube-apiserver wait out its clients' connections.
+        tiers = [[p for p in cluster.procs if p.name not in ("kube-apiserver", "etcd")],
+                 [p for p in cluster.procs if p.name == "kube-apiserver"],
+                 [p for p in cluster.procs if p.name == "etcd"]]
+        killed = [name for tier in tiers for name in processes.stop(tier)]
         if killed:
             progress(f"killed after timeout: {', '.join(killed)}")
         leftovers = [p.name for p in cluster.procs if processes.alive(p)]
