@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kubectl_gitops.core.objects import split_api_version
+
 DISCOVERY_ACCEPT = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 
 
@@ -28,12 +30,6 @@ class ResourceInfo:
     @property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
-
-
-def split_api_version(api_version: str) -> tuple[str, str]:
-    """'apps/v1' -> ('apps', 'v1'); 'v1' -> ('', 'v1')."""
-    group, _, version = api_version.rpartition("/")
-    return group, version
 
 
 class ResourceMap:
@@ -92,3 +88,8 @@ def from_crd(crd: Mapping[str, Any]) -> list[ResourceInfo]:
     return [ResourceInfo(str(spec.get("group", "")), str(v.get("name", "")), str(names.get("kind", "")),
                          str(names.get("plural", "")), namespaced)
             for v in spec.get("versions") or [] if v.get("served", True)]
+
+
+# Kinds the engine reads by name; served by every cluster, so they need no discovery.
+CONFIGMAPS = ResourceInfo("", "v1", "ConfigMap", "configmaps", True)
+SECRETS = ResourceInfo("", "v1", "Secret", "secrets", True)

@@ -21,14 +21,13 @@ from kubectl_gitops.adapters.kube import Kube
 from kubectl_gitops.adapters.render import render
 from kubectl_gitops.constants import SYSTEM_NAMESPACE
 from kubectl_gitops.core import install as shape
-from kubectl_gitops.core.discovery import ResourceInfo
+from kubectl_gitops.core.discovery import SECRETS
 from kubectl_gitops.core.errors import GitOpsError
 from kubectl_gitops.core.plan import plan
 from kubectl_gitops.core.stages import stage_of
 from kubectl_gitops.engine.apply import Applier, ObjectResult, Tick
 
 JSON = dict[str, Any]
-SECRETS = ResourceInfo("", "v1", "Secret", "secrets", True)
 RENEW_BEFORE = dt.timedelta(days=30)
 
 

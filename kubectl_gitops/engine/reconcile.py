@@ -17,7 +17,7 @@ from typing import Any
 from kubectl_gitops.adapters.kube import ApiError, Kube
 from kubectl_gitops.adapters.render import render
 from kubectl_gitops.core import manifests as mf
-from kubectl_gitops.core.discovery import ResourceInfo, ResourceMap
+from kubectl_gitops.core.discovery import CONFIGMAPS, SECRETS, ResourceMap
 from kubectl_gitops.core.errors import (
     BuildFailed,
     DependencyNotReady,
@@ -35,8 +35,6 @@ from kubectl_gitops.engine.health import wait_healthy
 from kubectl_gitops.engine.source import SourceFetcher, Tree
 
 JSON = dict[str, Any]
-CONFIGMAPS = ResourceInfo("", "v1", "ConfigMap", "configmaps", True)
-SECRETS = ResourceInfo("", "v1", "Secret", "secrets", True)
 
 
 class DependencyCycle(InvalidSpec):

@@ -18,13 +18,12 @@ from typing import Any
 from kubectl_gitops.adapters.git import Credentials, GitCache, GitRef, Revision
 from kubectl_gitops.adapters.kube import Kube
 from kubectl_gitops.adapters.paths import cache_root
-from kubectl_gitops.core.discovery import ResourceInfo
+from kubectl_gitops.core.discovery import SECRETS
 from kubectl_gitops.core.errors import GitOpsError, SourceFailed
 from kubectl_gitops.core.spec import SourceSpec, parse_source
 from kubectl_gitops.engine import record
 
 JSON = dict[str, Any]
-SECRETS = ResourceInfo("", "v1", "Secret", "secrets", True)
 
 
 @dataclass(frozen=True)
