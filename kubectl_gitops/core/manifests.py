@@ -23,7 +23,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -70,14 +70,90 @@ class Manifest:
 
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+_TAG = "tag:yaml.org,2002:"
+_STR_TAG, _MAP_TAG, _SEQ_TAG, _MERGE_TAG = _TAG + "str", _TAG + "map", _TAG + "seq", _TAG + "merge"
+# Plain scalars whose standard constructors we call directly (they need no state and no recursion).
+_SIMPLE_SCALAR_TAGS = frozenset({_TAG + "int", _TAG + "float", _TAG + "bool", _TAG + "null"})
+
+
+def _duplicate_key(key: str, key_node: yaml.Node) -> yaml.constructor.ConstructorError:
+    line = key_node.start_mark.line + 1
+    return yaml.constructor.ConstructorError(
+        None, None, f"key {key!r} is defined twice in one mapping (line {line})", key_node.start_mark
+    )
+
 
 class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
-    """SafeLoader that refuses duplicate keys and does not resolve timestamps."""
+    """SafeLoader that refuses duplicate keys and does not resolve timestamps.
+
+    The parser and composer are libyaml's (C) when available; construction is Python either way,
+    and PyYAML's generic constructor (generators, per-node bookkeeping, a second pass to turn keys
+    into strings) was most of the parse time. So each document's node tree is turned into JSON
+    values directly (`_value`): plain mappings, sequences and the common scalar types take a
+    short path; anything unusual (merge keys, `!!set`, `!!binary`, unknown tags) goes through
+    PyYAML's own constructor and `_jsonable`, exactly as before.
+    """
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        try:
+            return self._value(node)
+        finally:
+            # What PyYAML's construct_document resets; the fallback path may have filled them.
+            self.constructed_objects: dict[Any, Any] = {}
+            self.recursive_objects: dict[Any, Any] = {}
+            self.state_generators: list[Any] = []
+            self.deep_construct = False
+
+    def _value(self, node: yaml.Node) -> Any:
+        cls, tag = node.__class__, node.tag
+        if cls is yaml.ScalarNode:
+            if tag == _STR_TAG:
+                return node.value
+            if tag in _SIMPLE_SCALAR_TAGS:
+                return self.yaml_constructors[tag](self, node)
+        elif cls is yaml.MappingNode and tag == _MAP_TAG:
+            return self._mapping(cast(yaml.MappingNode, node))
+        elif cls is yaml.SequenceNode and tag == _SEQ_TAG:
+            return [self._value(child) for child in node.value]
+        return _jsonable(self.construct_object(node, deep=True))
+
+    def _mapping(self, node: yaml.MappingNode) -> dict[str, Any]:
+        mapping: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                # Merge keys need PyYAML's flattening (and its memo, since flattening rewrites the
+                # node in place and an anchored node may be visited again through an alias).
+                return _jsonable(self.construct_object(node, deep=True))  # type: ignore[no-any-return]
+            # Plain string keys and values are the vast majority: skip the call for them.
+            if key_node.tag == _STR_TAG and key_node.__class__ is yaml.ScalarNode:
+                key = key_node.value
+            else:
+                key = _key(self._value(key_node))
+            if key in mapping:
+                raise _duplicate_key(key, key_node)
+            if value_node.tag == _STR_TAG and value_node.__class__ is yaml.ScalarNode:
+                mapping[key] = value_node.value
+            else:
+                mapping[key] = self._value(value_node)
+        return mapping
+
+    def resolve(self, kind: type[yaml.Node], value: Any, implicit: tuple[bool, bool]) -> str:
+        # Called by the composer for every untagged scalar. Same answer as Resolver.resolve (we
+        # register no path resolvers), without its per-call list concatenation and bookkeeping.
+        if kind is yaml.ScalarNode:
+            if not implicit[0]:
+                return _STR_TAG
+            for tag, regexp in _SCALAR_RESOLVERS.get(value[:1], ()):
+                if regexp.match(value):
+                    return tag
+            return _STR_TAG
+        return super().resolve(kind, value, implicit)  # type: ignore[no-any-return]
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        # Keys are built as the JSON conversion spells them (`on` -> "true", 1 -> "1"); building a
-        # Python dict first would merge True and 1, which are equal in Python.
-        explicit = sum(1 for key_node, _ in node.value if key_node.tag != "tag:yaml.org,2002:merge")
+        # Used only on the fallback path (merge keys, `!!set`, ...). Keys are built as the JSON
+        # conversion spells them (`on` -> "true", 1 -> "1"); building a Python dict first would
+        # merge True and 1, which are equal in Python.
+        explicit = sum(1 for key_node, _ in node.value if key_node.tag != _MERGE_TAG)
         self.flatten_mapping(node)  # `<<` merge keys come first; explicit keys may override them
         merged = len(node.value) - explicit
         mapping: dict[str, Any] = {}
@@ -85,10 +161,7 @@ class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
         for position, (key_node, value_node) in enumerate(node.value):
             key = _key(self.construct_object(key_node, deep=True))
             if position >= merged and key in written:
-                line = key_node.start_mark.line + 1
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} is defined twice in one mapping (line {line})", key_node.start_mark
-                )
+                raise _duplicate_key(key, key_node)
             if position >= merged:
                 written.add(key)
             mapping[key] = self.construct_object(value_node, deep=deep)
@@ -98,6 +171,11 @@ class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
 _Loader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+assert not _Loader.yaml_path_resolvers and None not in _Loader.yaml_implicit_resolvers  # as `resolve` assumes
+# First character ('' for the empty scalar) -> the implicit resolvers to try, as Resolver.resolve picks them.
+_SCALAR_RESOLVERS: dict[str, tuple[tuple[str, re.Pattern[str]], ...]] = {
+    first: tuple(resolvers) for first, resolvers in _Loader.yaml_implicit_resolvers.items()
 }
 
 
@@ -125,6 +203,8 @@ def _yaml_documents(text: str, source: str) -> list[Any]:
     try:
         for doc in yaml.load_all(text, Loader=_Loader):  # _Loader is a SafeLoader
             docs.append(doc)
+    except RecursionError as err:  # an alias that contains itself (`&a [*a]`), or absurd nesting
+        raise BuildFailed(f"{source} document {len(docs) + 1}: invalid YAML: nested too deeply") from err
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
         line = f", line {mark.line + 1}" if mark is not None else ""
@@ -159,7 +239,7 @@ def parse_documents(text: str, source: str) -> list[Manifest]:
     for index, raw in enumerate(docs):
         if raw is None or raw == {}:
             continue
-        doc = _jsonable(raw)
+        doc = raw  # already JSON-shaped: the loader converts as it builds, and JSON keys are strings
         if _is_list(doc):
             manifests.extend(Manifest(item, source, index, pos) for pos, item in enumerate(doc["items"]))
         else:
@@ -328,10 +408,25 @@ def _retarget_references(obj: dict[str, Any], group: str, kind: str, namespace: 
                 subject["namespace"] = namespace
 
 
+def _retargeted_roots(group: str, kind: str) -> tuple[str, ...]:
+    """Top-level fields that `_retarget_references` may write into for this kind."""
+    path = _SERVICE_REF_PATHS.get((group, kind))
+    if path:
+        return path[:1]
+    if group == _RBAC_GROUP and kind in ("RoleBinding", "ClusterRoleBinding"):
+        return ("subjects",)
+    return ()
+
+
 def _set_namespace(manifest: Manifest, namespace: str, namespaced: Scope, *, override: bool) -> Manifest:
-    obj = copy.deepcopy(manifest.obj)
+    # Copy-on-write: a new object and a new metadata (the only dicts written for most kinds), and a
+    # deep copy of the few fields that reference rewriting touches; everything else is shared with
+    # the input manifest, which is never modified.
+    obj = dict(manifest.obj)
     api_version, kind = str(obj.get("apiVersion", "")), str(obj.get("kind", ""))
     metadata = obj.setdefault("metadata", {})
+    if isinstance(metadata, dict):
+        metadata = obj["metadata"] = dict(metadata)
     scoped = namespaced(api_version, kind)
     if scoped is False:
         # The API server ignores a namespace on a cluster-scoped object; dropping it keeps our
@@ -340,7 +435,11 @@ def _set_namespace(manifest: Manifest, namespace: str, namespaced: Scope, *, ove
     elif scoped and (override or not metadata.get("namespace")):
         metadata["namespace"] = namespace
     if override:
-        _retarget_references(obj, split_api_version(api_version)[0], kind, namespace)
+        group = split_api_version(api_version)[0]
+        for root in _retargeted_roots(group, kind):
+            if root in obj:
+                obj[root] = copy.deepcopy(obj[root])
+        _retarget_references(obj, group, kind, namespace)
     return manifest.replace_obj(obj)
 
 
@@ -349,11 +448,13 @@ def apply_target_namespace(manifests: Iterable[Manifest], namespace: str, namesp
     overridden), as kustomize's namespace transformer does, including webhook/APIService/CRD
     conversion service references and RoleBinding subjects named "default". Cluster-scoped
     objects lose any namespace they carry; objects of unknown scope are left alone (the known-kind
-    check reports them). Returns new manifests; the inputs are not modified."""
+    check reports them). Returns new manifests; the inputs are not modified (the outputs share
+    the fields they did not change with the inputs: treat both as read-only)."""
     return [_set_namespace(m, namespace, namespaced, override=True) for m in manifests]
 
 
 def default_namespace(manifests: Iterable[Manifest], namespace: str, namespaced: Scope) -> list[Manifest]:
     """Namespaced objects without a namespace get `namespace` (what kubectl does with its
-    default namespace); objects that name one keep it. Returns new manifests."""
+    default namespace); objects that name one keep it. Returns new manifests (sharing unchanged
+    fields with the inputs, which are not modified)."""
     return [_set_namespace(m, namespace, namespaced, override=False) for m in manifests]

@@ -283,3 +283,68 @@ def test_explicit_keys_override_merged_ones():
     )
     (doc,) = parse_documents(text, "cm.yaml")
     assert doc.obj["data"] == {"a": "1", "c": "2"}
+
+
+def test_duplicate_key_error_names_the_document_and_the_line():
+    text = (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nkind: ConfigMap\n"
+        "metadata:\n  name: b\n  labels:\n    x: '1'\n    x: '2'\n"
+    )
+    with pytest.raises(BuildFailed, match=r"cm.yaml document 2, line 11: .*'x' is defined twice in one mapping"):
+        parse_documents(text, "cm.yaml")
+
+
+def test_duplicate_key_next_to_a_merge_key_is_still_an_error():
+    text = (
+        "base: &b {a: '1'}\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n"
+        "data:\n  <<: *b\n  c: '2'\n  c: '3'\n"
+    )
+    with pytest.raises(BuildFailed, match=r"line 8: .*'c' is defined twice"):
+        parse_documents(text, "cm.yaml")
+
+
+def test_scalars_resolve_as_pyyaml_resolves_them():
+    import yaml
+
+    text = (
+        "a: [1, -2, 0x1f, 0o17, 1_000, 2.5, .inf, -.Inf, .nan, true, false, yes, on, null, ~, '', '1', x,"
+        " 2024-01-01]\n"
+    )
+    (value,) = [v for v in yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))]
+    expected = [*value["a"][:18], "2024-01-01"]  # timestamps stay strings
+    (doc,) = parse_documents("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata:\n  " + text, "cm.yaml")
+    got = doc.obj["data"]["a"]
+    assert repr(got) == repr(expected)  # repr: nan != nan, and True == 1
+    assert [type(v) for v in got] == [type(v) for v in expected]
+
+
+def test_an_alias_that_contains_itself_is_a_build_error():
+    with pytest.raises(BuildFailed, match=r"cm.yaml document 1: invalid YAML"):
+        parse_documents("a: &x [1, *x]\n", "cm.yaml")
+
+
+def test_aliases_do_not_share_objects_between_places():
+    text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, labels: &l {x: '1'}, annotations: *l}\n"
+    (doc,) = parse_documents(text, "cm.yaml")
+    assert doc.obj["metadata"]["labels"] == doc.obj["metadata"]["annotations"] == {"x": "1"}
+    assert doc.obj["metadata"]["labels"] is not doc.obj["metadata"]["annotations"]
+
+
+def test_namespace_functions_do_not_modify_their_inputs():
+    import copy
+
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "labels": {"x": "1"}}, "data": {"k": "v"}}
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "b", "namespace": "old"},
+        "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "old"}],
+    }
+    before = copy.deepcopy([cm, binding])
+    defaulted = default_namespace([m(cm), m(binding)], "shop", known)
+    moved = apply_target_namespace([m(cm), m(binding)], "target", known)
+    assert [cm, binding] == before
+    assert defaulted[0].obj["metadata"]["namespace"] == "shop"
+    assert moved[1].obj["metadata"]["namespace"] == "target"
+    assert moved[1].obj["subjects"][0]["namespace"] == "target"
+    assert binding["subjects"][0]["namespace"] == "old"

@@ -380,3 +380,69 @@ def test_digest_changes_when_a_field_leaves_git_so_the_object_is_rewritten() -> 
     action = plan([removed], {ref_of(live): live}).actions[0]
     assert action.verb is Verb.CONFIGURE
     assert any("digest" in p for p in action.paths)
+
+
+# The digest is stored on every live object (constants.ANNOTATION_DIGEST): a change in how it is
+# computed would rewrite every object in every cluster once. These values pin it.
+PINNED_SECRET = {
+    "apiVersion": "v1",
+    "kind": "Secret",
+    "metadata": {
+        "name": "db",
+        "namespace": "shop",
+        "labels": {"app": "db"},
+        "annotations": {
+            "note": "x",
+            constants.ANNOTATION_REVISION: "old",
+            constants.ANNOTATION_DIGEST: "sha256:old",
+        },
+    },
+    "type": "Opaque",
+    "stringData": {"password": "hunter2", "n": "1"},
+    "data": {"k": "dmFsdWU="},
+}
+
+
+def test_digest_value_is_pinned() -> None:
+    from kubectl_gitops.core.plan import digest
+
+    before = copy.deepcopy(PINNED_SECRET)
+    assert digest(PINNED_SECRET) == "sha256:cf77f79f1e50a6c1fb54"
+    assert before == PINNED_SECRET  # digest does not touch its input
+    odd = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "a", "labels": None, "annotations": {}},
+        "data": {"x": None, "y": [1, 2.5, True]},
+    }
+    assert digest(odd) == "sha256:9139cf63a46999a3046b"
+
+
+def test_stamped_digest_values_are_pinned() -> None:
+    bare = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"on": "true", "n": "1"}}
+    odd = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "a", "labels": None, "annotations": {}},
+        "data": {"x": None, "y": [1, 2.5, True]},
+    }
+    expected = [
+        (bare, "sha256:d07b8df1e350429f3b33"),
+        (PINNED_SECRET, "sha256:966aea5048e07f17b179"),
+        (GIT_DEPLOYMENT, "sha256:935ab669d303d12e5fab"),
+        (odd, "sha256:408803b9a1d2eb272f64"),
+    ]
+    for obj, value in expected:
+        before = copy.deepcopy(obj)
+        stamped = stamp(obj, "apps" if obj is not odd else "s", "flux-system" if obj is not odd else "n", "r")
+        assert stamped["metadata"]["annotations"][constants.ANNOTATION_DIGEST] == value
+        assert obj == before  # stamp does not mutate its input
+
+
+def test_stamp_output_shares_no_mutable_state_with_its_input() -> None:
+    original = copy.deepcopy(PINNED_SECRET)
+    stamped = stamp(original, "apps", "flux-system", "r")
+    stamped["metadata"]["labels"]["extra"] = "1"
+    stamped["metadata"]["annotations"]["extra"] = "1"
+    stamped["stringData"]["password"] = "changed"
+    assert original == PINNED_SECRET
