@@ -8,8 +8,11 @@ the bottleneck being measured), each holding a few keep-alive connections in thr
     .venv/bin/python benchmarks/webhook_load.py                # ~2,000 reviews, well under a minute
     .venv/bin/python benchmarks/webhook_load.py --processes 4 --connections 8 --requests 500 --threads 16
 
-Output: reviews/s over the whole run, p50/p90/p99/max latency per review, and errors (non-200
-answers or broken connections).
+Output: reviews/s over the whole run, p50/p90/p99/max latency per review, errors (non-200
+answers or broken connections), and where the machine's CPU went during the run: the server
+(gunicorn arbiter + workers, from /proc/<pid>/stat utime+stime), the driver processes (their own
+process_time) and everything else (from /proc/stat). Driver and server share the cores, so a
+throughput figure means little without knowing how much of the CPU the driver took.
 """
 
 from __future__ import annotations
@@ -113,6 +116,49 @@ def wait_ready(port: int, context: ssl.SSLContext, timeout: float = 30.0) -> Non
     raise SystemExit(f"webhook did not become ready on port {port} within {timeout}s")
 
 
+# ------------------------------------------------------------------ CPU accounting
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int) -> list[str]:
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    return raw[raw.rindex(")") + 2:].split()  # the fields after "(comm) ", comm may hold spaces
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """utime+stime of `root` and all its live descendants (gunicorn's arbiter and its workers)."""
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = _stat_fields(int(entry))
+        except (OSError, ValueError):
+            continue  # exited meanwhile
+        parents[int(entry)] = int(fields[1])
+        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / TICKS
+    wanted, total = {root}, 0.0
+    changed = True
+    while changed:
+        changed = False
+        for pid, ppid in parents.items():
+            if ppid in wanted and pid not in wanted:
+                wanted.add(pid)
+                changed = True
+    for pid in wanted:
+        total += cpu.get(pid, 0.0)
+    return total
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine spent not idle (all cores), from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / TICKS
+
+
 # ------------------------------------------------------------------ driver side
 
 
@@ -122,9 +168,12 @@ def client_context(cert: str) -> ssl.SSLContext:
     return ctx
 
 
-def drive(job: tuple[str, int, int, int, int]) -> tuple[list[float], int]:
-    """One driver process: `connections` keep-alive connections, `requests` reviews each."""
+def drive(job: tuple[str, int, int, int, int]) -> tuple[list[float], int, float]:
+    """One driver process: `connections` keep-alive connections, `requests` reviews each.
+
+    Returns the latencies, the error count and the CPU seconds this process spent driving."""
     cert, port, connections, requests, seed = job
+    cpu_started = time.process_time()
     bodies = [(path, (FIXTURES / name).read_bytes()) for path, name in MIX]
     context = client_context(cert)
     latencies: list[float] = []
@@ -160,7 +209,7 @@ def drive(job: tuple[str, int, int, int, int]) -> tuple[list[float], int]:
         t.start()
     for t in threads:
         t.join()
-    return latencies, errors[0]
+    return latencies, errors[0], time.process_time() - cpu_started
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -175,8 +224,8 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2, help="driver processes")
     parser.add_argument("--connections", type=int, default=4, help="keep-alive connections per process")
     parser.add_argument("--requests", type=int, default=250, help="reviews per connection")
-    parser.add_argument("--workers", type=int, default=1, help="gunicorn workers")
-    parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (the served default)")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (the served default)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -187,17 +236,22 @@ def main() -> None:
         try:
             wait_ready(port, client_context(cert))
             jobs = [(cert, port, args.connections, args.requests, n) for n in range(args.processes)]
-            started = time.perf_counter()
+            assert server.pid is not None
             with multiprocessing.Pool(args.processes) as pool:
+                pool.map(time.sleep, [0.0] * args.processes)  # pool processes up before the clock starts
+                server_cpu, busy = tree_cpu_seconds(server.pid), machine_busy_seconds()
+                started = time.perf_counter()
                 results = pool.map(drive, jobs)
-            elapsed = time.perf_counter() - started
+                elapsed = time.perf_counter() - started
+                server_cpu, busy = tree_cpu_seconds(server.pid) - server_cpu, machine_busy_seconds() - busy
         finally:
             if server.pid is not None:
                 os.kill(server.pid, signal.SIGTERM)
             server.join(15)
 
-    latencies = sorted(x for lat, _ in results for x in lat)
-    errors = sum(e for _, e in results)
+    latencies = sorted(x for lat, _, _ in results for x in lat)
+    errors = sum(e for _, e, _ in results)
+    driver_cpu = sum(c for _, _, c in results)
     total = len(latencies)
     print(f"webhook: {args.workers} worker(s) x {args.threads} threads; driver: {args.processes} processes x "
           f"{args.connections} keep-alive TLS connections x {args.requests} reviews")
@@ -206,6 +260,12 @@ def main() -> None:
         ms = [x * 1000 for x in latencies]
         print(f"latency ms: p50 {percentile(ms, 0.50):.2f}  p90 {percentile(ms, 0.90):.2f}  "
               f"p99 {percentile(ms, 0.99):.2f}  max {ms[-1]:.2f}  mean {statistics.fmean(ms):.2f}")
+    cores = os.cpu_count() or 1
+    other = max(0.0, busy - server_cpu - driver_cpu)
+    per = 1000 / max(total, 1)
+    print(f"cpu s ({cores} cores x {elapsed:.1f}s = {cores * elapsed:.1f} available): server {server_cpu:.1f} "
+          f"({server_cpu * per:.2f} ms/review), driver {driver_cpu:.1f} ({driver_cpu * per:.2f} ms/review), "
+          f"other {other:.1f}, idle {max(0.0, cores * elapsed - busy):.1f}")
     sys.exit(0)
 
 

@@ -17,14 +17,16 @@ decide nothing themselves except what to do when the core could not decide:
     applier's writes for them would stop GitOps for no safety gain.
 
 Metrics live in a CollectorRegistry of the app's own (several apps per process in tests, and no
-default-registry collectors leaking in). Under several gunicorn workers each worker reports its
-own numbers; scrape per pod and sum, or run one worker with threads (the default).
+default-registry collectors leaking in). Under several gunicorn workers (the default is two: one
+Python process is one core's worth of GIL) `serve` turns on prometheus_client's multiprocess mode
+before the client is imported, and /metrics reports the sum over all workers.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -138,7 +140,7 @@ def create_app(lookup_factory: Callable[[], SyncLookup], parent_fetcher: ParentF
     app.add_url_rule("/healthz", "healthz", lambda: _json({"status": "ok"}, 200))
     app.add_url_rule("/readyz", "readyz", lambda: _ready(lookup))
     app.add_url_rule("/metrics", "metrics",
-                     lambda: Response(generate_latest(metrics.registry), 200, mimetype=CONTENT_TYPE_LATEST))
+                     lambda: Response(_exposition(metrics), 200, mimetype=CONTENT_TYPE_LATEST))
     _install_hooks(app, metrics)
     return app
 
@@ -184,6 +186,17 @@ def _ready(lookup: _Lazy) -> Response:
 
 def _json(body: Any, code: int) -> Response:
     return Response(json.dumps(body, separators=(",", ":")), code, mimetype="application/json")
+
+
+def _exposition(metrics: Metrics) -> bytes:
+    """This app's metrics; under several gunicorn workers, all workers' (multiprocess mode)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+        return bytes(generate_latest(merged))
+    return bytes(generate_latest(metrics.registry))
 
 
 def _install_hooks(app: Flask, metrics: Metrics) -> None:

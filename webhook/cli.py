@@ -26,8 +26,8 @@ def webhook() -> None:
 @click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--port", type=int, default=8443, show_default=True)
 @click.option("--bind-address", default="0.0.0.0", show_default=True)
-@click.option("--workers", type=int, default=1, show_default=True, help="gunicorn worker processes.")
-@click.option("--threads", type=int, default=8, show_default=True, help="Threads per worker.")
+@click.option("--workers", type=int, default=2, show_default=True, help="gunicorn worker processes.")
+@click.option("--threads", type=int, default=4, show_default=True, help="Threads per worker.")
 @click.option("--cache-ttl", type=float, default=5.0, show_default=True, help="Seconds a Sync lookup is cached.")
 @click.option("--break-glass-group", default=BREAK_GLASS_GROUP, show_default=True)
 @click.option("--kubeconfig", default=None, help="Outside a pod: the kubeconfig to read Syncs with.")
@@ -38,6 +38,8 @@ def serve(cert_dir: Path | None, cert_file: Path | None, key_file: Path | None, 
     """Serve /validate, /mutate, /healthz, /readyz and /metrics over TLS until SIGTERM."""
     from kubectl_gitops.core.errors import UsageError
 
+    if workers > 1:
+        _multiprocess_metrics()  # before prometheus_client is first imported (by .app)
     from .app import create_app
     from .serve import ServeOptions, _cluster_callables
     from .serve import serve as run
@@ -54,3 +56,15 @@ def serve(cert_dir: Path | None, cert_file: Path | None, key_file: Path | None, 
     app = create_app(lookup_factory, fetch, break_glass_group=break_glass_group)
     run(app, ServeOptions(certfile=str(cert_file), keyfile=str(key_file), bind=f"{bind_address}:{port}",
                           workers=workers, threads=threads, loglevel=log_level))
+
+
+def _multiprocess_metrics() -> None:
+    """Workers share counters through files in a private directory (prometheus_client's
+    multiprocess mode); it must be chosen before prometheus_client is imported."""
+    import os
+    import sys
+    import tempfile
+
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("prometheus_client was imported before multiprocess mode was chosen")
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="kubectl-gitops-webhook-metrics-"))

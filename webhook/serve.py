@@ -123,12 +123,21 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]  # gunicorn is untyp
             "keepalive": o.keepalive, "timeout": o.timeout, "graceful_timeout": o.graceful_timeout,
             "certfile": o.certfile, "keyfile": o.keyfile, "ssl_context": self.ssl_hook,
             "loglevel": o.loglevel, "accesslog": o.accesslog, "proc_name": "kubectl-gitops-webhook",
+            "child_exit": _child_exit,
         }
         for key, value in settings.items():
             self.cfg.set(key, value)
 
     def load(self) -> Flask:
         return self.application
+
+
+def _child_exit(_server: Any, worker: Any) -> None:
+    """A dead worker's live gauges leave the multiprocess metrics with it."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
 def serve(app: Flask, options: ServeOptions) -> None:

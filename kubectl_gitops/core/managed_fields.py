@@ -14,6 +14,7 @@ removing the container is.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -106,7 +107,8 @@ def resolve(obj: Any, path: FieldPath) -> Any:
 
 def _step(current: Any, kind: str, rest: str) -> Any:
     if kind == "f":
-        return current.get(rest, MISSING) if isinstance(current, Mapping) else MISSING
+        # `type(...) is dict` first: decoded JSON is always a dict, and the ABC check is slow.
+        return current.get(rest, MISSING) if type(current) is dict or isinstance(current, Mapping) else MISSING
     if not isinstance(current, list):
         return MISSING
     if kind == "i":
@@ -127,11 +129,25 @@ def _keyed_item(items: list[Any], wanted: Any) -> Any:
     return MISSING
 
 
+MAX_CACHED_KEY: Final = 256
+"""Longer `k:`/`v:` keys are decoded each time: the cache must stay small whatever objects hold."""
+
+
 def _loads(text: str) -> Any:
+    """A `k:`/`v:` key decoded; the result is shared between calls and must not be mutated."""
+    return _loads_cached(text) if len(text) <= MAX_CACHED_KEY else _loads_uncached(text)
+
+
+def _loads_uncached(text: str) -> Any:
     try:
         return json.loads(text)
     except ValueError:
         return MISSING
+
+
+# Every path through a keyed list decodes its key again (`{"name":"web"}` once per field of the
+# container); the same few keys recur across reviews too.
+_loads_cached: Final = functools.lru_cache(maxsize=1024)(_loads_uncached)
 
 
 def changed_owned(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None,

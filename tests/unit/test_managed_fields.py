@@ -152,3 +152,16 @@ def test_owned_but_absent_on_both_sides_is_not_a_change() -> None:
 def test_format_path_forms() -> None:
     assert format_path((("f", "spec"), ("f", "x"), ("i", "2"))) == "spec.x[2]"
     assert format_path((("f", "a"), ("k", '{"n":1}'), SELF)) == "a[n=1]"
+
+
+def test_keyed_items_resolve_the_same_on_repeat_and_with_keys_too_long_to_cache() -> None:
+    long_name = "c" * 300
+    obj = {"spec": {"containers": [{"name": "web", "image": "a"}, {"name": long_name, "image": "b"}]}}
+    short = (("f", "spec"), ("f", "containers"), ("k", '{"name":"web"}'), ("f", "image"))
+    long = (("f", "spec"), ("f", "containers"), ("k", json.dumps({"name": long_name})), ("f", "image"))
+    for _ in range(2):  # the second pass answers from the key cache
+        assert resolve(obj, short) == "a"
+        assert resolve(obj, long) == "b"
+    other = copy.deepcopy(obj)
+    other["spec"]["containers"][0]["image"] = "z"
+    assert resolve(other, short) == "z"
