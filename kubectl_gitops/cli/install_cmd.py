@@ -31,8 +31,16 @@ def install(ctx: click.Context, webhook: bool, webhook_url: str | None, cert_dir
         emit({"apiVersion": "v1", "kind": "List", "items": objs}, "yaml")
         return
     from kubectl_gitops.cli.context import connect
+    from kubectl_gitops.core.errors import UsageError
 
-    results = engine.install(connect(opts), webhook=webhook, webhook_url=webhook_url, cert_dir=cert_dir)
+    kube = connect(opts)
+    if webhook and not webhook_url and kube.context.startswith("kubectl-gitops-"):
+        # The dev control plane has fake nodes and no Pod network: an in-cluster webhook Service
+        # would never answer, so the API server would only time out calling it.
+        raise UsageError("this is a kubectl-gitops dev control plane (fake nodes, no Pod network): run "
+                         "`kubectl gitops dev up --webhook` for a local webhook, or install with "
+                         "--webhook-url URL or --no-webhook")
+    results = engine.install(kube, webhook=webhook, webhook_url=webhook_url, cert_dir=cert_dir)
     for r in results:
         click.echo(f"  {r.action:<10} {r.ref.display}")
     click.echo(f"✔ kubectl-gitops installed ({len(results)} objects)"
