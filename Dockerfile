@@ -15,6 +15,7 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY pyproject.toml setup.cfg README.md ./
 COPY kubectl_gitops ./kubectl_gitops
 COPY webhook ./webhook
+COPY manifests ./manifests
 RUN pip wheel --wheel-dir /wheels .
 
 FROM python:3.11-slim
