@@ -246,6 +246,9 @@ def _https_auth(creds: Credentials) -> tuple[list[tuple[str, str]], dict[str, st
     env: dict[str, str] = {}
     if creds.ca_file:
         config.append(("http.sslCAInfo", str(creds.ca_file)))
+        # GIT_SSL_CAINFO in the environment wins over any config (and many machines set it to the
+        # system bundle), so the GitSource's own CA has to be put there too.
+        env["GIT_SSL_CAINFO"] = str(creds.ca_file)
     if creds.bearer_token:
         config.append(("http.extraHeader", f"Authorization: Bearer {creds.bearer_token}"))
     elif creds.password:

@@ -53,9 +53,9 @@ class SourceFetcher:
             raise SourceFailed(f"GitSource {spec.namespace}/{spec.name} is suspended"
                                + (f" (last revision {last})" if last else " and was never fetched"))
         try:
-            creds = self._credentials(spec)
             ref = GitRef(spec.ref.branch, spec.ref.tag, spec.ref.semver, spec.ref.commit)
-            revision = self.cache.fetch(spec.url, ref, creds, timeout=spec.timeout)
+            with self._credentials(spec) as creds:
+                revision = self.cache.fetch(spec.url, ref, creds, timeout=spec.timeout)
         except GitOpsError as err:
             self._record(source, spec, None, err)
             raise SourceFailed(f"GitSource {spec.namespace}/{spec.name}: {err}") from err
@@ -71,16 +71,26 @@ class SourceFetcher:
             self.cache.export(spec.url, revision.sha, dest, ignore, timeout=spec.timeout)
             yield Tree(dest, revision.ref, revision.sha)
 
-    def _credentials(self, spec: SourceSpec) -> Credentials | None:
+    @contextmanager
+    def _credentials(self, spec: SourceSpec) -> Iterator[Credentials | None]:
+        """Flux's secret keys: username/password, bearerToken, identity/known_hosts, ca.crt.
+
+        A `ca.crt` is written to a private temporary file for the duration of the fetch only."""
         if not spec.secret_name:
-            return None
+            yield None
+            return
         secret = self.kube.get(SECRETS, spec.secret_name, spec.namespace)
         if secret is None:
             raise SourceFailed(f"secret {spec.namespace}/{spec.secret_name} (spec.secretRef) not found")
         data = {k: base64.b64decode(v).decode(errors="replace") for k, v in (secret.get("data") or {}).items()}
-        return Credentials(username=data.get("username", ""), password=data.get("password", ""),
-                           bearer_token=data.get("bearerToken", ""), ssh_identity=data.get("identity", ""),
-                           ssh_known_hosts=data.get("known_hosts", ""))
+        with tempfile.TemporaryDirectory(prefix="kubectl-gitops-ca-") as tmp:
+            ca_file = None
+            if data.get("ca.crt"):
+                ca_file = Path(tmp) / "ca.crt"
+                ca_file.write_text(data["ca.crt"])
+            yield Credentials(username=data.get("username", ""), password=data.get("password", ""),
+                              bearer_token=data.get("bearerToken", ""), ssh_identity=data.get("identity", ""),
+                              ssh_known_hosts=data.get("known_hosts", ""), ca_file=ca_file)
 
     def _record(self, source: JSON, spec: SourceSpec, revision: Revision | None, err: GitOpsError | None) -> None:
         generation = int((source.get("metadata") or {}).get("generation") or 0)
