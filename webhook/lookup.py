@@ -18,15 +18,14 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
-from urllib.parse import quote
 
+from kubectl_gitops.adapters.kube import object_path
 from kubectl_gitops.constants import (
+    API_VERSION,
     DEFAULT_APPLIER_SA,
-    GROUP,
     PLURAL_SOURCE,
     PLURAL_SYNC,
     SYSTEM_NAMESPACE,
-    VERSION,
 )
 from kubectl_gitops.core.admission import AdmissionRequest
 from kubectl_gitops.core.drift import MODES, SyncInfo
@@ -77,10 +76,6 @@ def _dict(value: object) -> JSON:
     return value if isinstance(value, dict) else {}
 
 
-def _crd_path(namespace: str, plural: str, name: str) -> str:
-    return f"/apis/{GROUP}/{VERSION}/namespaces/{quote(namespace, safe='')}/{plural}/{quote(name, safe='')}"
-
-
 class CachedSyncLookup:
     """`lookup(namespace, name)` over the API with a TTL cache (thread-safe; one per process)."""
 
@@ -108,21 +103,21 @@ class CachedSyncLookup:
         return info
 
     def _read(self, namespace: str, name: str) -> SyncInfo | None:
-        sync = self._get(_crd_path(namespace, PLURAL_SYNC, name))
+        sync = self._get(object_path(API_VERSION, PLURAL_SYNC, namespace, name))
         if sync is None:
             return None
         ref = _dict(_dict(sync.get("spec")).get("sourceRef")).get("name")
         # No cross-namespace references: the source lives next to the Sync.
-        source = self._get(_crd_path(namespace, PLURAL_SOURCE, ref)) if isinstance(ref, str) and ref else None
+        has_ref = isinstance(ref, str) and bool(ref)
+        source = self._get(object_path(API_VERSION, PLURAL_SOURCE, namespace, str(ref))) if has_ref else None
         return sync_info(sync, source)
 
 
 def parent_path(req: AdmissionRequest) -> str:
     """The REST path of the object a subresource request is about."""
     res = req.resource
-    base = f"/apis/{res.group}/{res.version}" if res.group else f"/api/{res.version}"
-    ns = f"/namespaces/{quote(req.namespace, safe='')}" if req.namespace else ""
-    return f"{base}{ns}/{res.resource}/{quote(req.name, safe='')}"
+    api_version = f"{res.group}/{res.version}" if res.group else res.version
+    return object_path(api_version, res.resource, req.namespace or None, req.name)
 
 
 class ApiParentFetcher:

@@ -36,7 +36,6 @@ class Target:
 
     kubeconfig: str | None = None
     context: str | None = None
-    impersonate: str | None = None
 
 
 class Kube:
@@ -74,8 +73,6 @@ class Kube:
         namespace = str(context.get("context", {}).get("namespace") or "default")
         api = client.ApiClient(cfg)
         kube = cls(api, str(context.get("name", "")), str(cfg.host), namespace)
-        if target.impersonate:
-            kube.headers["Impersonate-User"] = target.impersonate
         return kube
 
     def impersonating(self, user: str | None) -> Kube:
@@ -116,6 +113,20 @@ class Kube:
 
     # ------------------------------------------------------------ small helpers
 
+    def ready(self, timeout: float = 2.0) -> bool:
+        """GET /readyz: True only on 200 "ok" (the body is text, not JSON)."""
+        import urllib3
+
+        _, url, headers, _, _ = self._api.param_serialize(
+            method="GET", resource_path="/readyz", header_params={"Accept": "*/*", **self.headers},
+            auth_settings=["BearerToken"])
+        try:
+            resp = self._api.rest_client.pool_manager.request(
+                "GET", url, headers=headers, timeout=urllib3.Timeout(total=timeout), retries=False)
+        except urllib3.exceptions.HTTPError:
+            return False
+        return bool(resp.status == 200)
+
     def version(self) -> JSON:
         return self.request("GET", "/version", timeout=5)
 
@@ -148,7 +159,7 @@ class Kube:
             query["labelSelector"] = label_selector
         items: list[JSON] = []
         while True:
-            out = self.request("GET", path, query=query, timeout=max(self.timeout, 60))
+            out = self.request("GET", path, query=query, timeout=self.timeout)
             for item in out.get("items") or []:
                 item.setdefault("apiVersion", info.api_version)
                 item.setdefault("kind", info.kind)
@@ -244,10 +255,10 @@ def object_path(api_version: str, plural: str, namespace: str | None, name: str 
     base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
     parts = [base]
     if namespace:
-        parts += ["namespaces", quote(namespace)]
+        parts += ["namespaces", quote(namespace, safe="")]
     parts.append(plural)
     if name:
-        parts.append(quote(name))
+        parts.append(quote(name, safe=""))
     if subresource:
         parts.append(subresource)
     return "/".join(parts)

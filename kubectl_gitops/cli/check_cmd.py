@@ -9,11 +9,15 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from typing import TYPE_CHECKING
 
 import click
 
 from kubectl_gitops.cli.common import GlobalOptions, emit, kube_options, merged, output_option
 from kubectl_gitops.core.checks import CheckResult, Outcome, client_skew, exit_code, kubectl_skew
+
+if TYPE_CHECKING:
+    from kubectl_gitops.adapters.kube import Kube
 
 MARK = {Outcome.OK: "ok", Outcome.WARN: "warn", Outcome.FAILED: "failed"}
 
@@ -53,10 +57,8 @@ def run_checks(opts: GlobalOptions) -> list[CheckResult]:
     if kubectl_version:
         results.append(kubectl_skew(kubectl_version, server))
     _check_rbac(results, kube)
-    from kubectl_gitops.adapters.kube import Kube
     from kubectl_gitops.cli.check_webhook import webhook_checks
 
-    assert isinstance(kube, Kube)
     results += webhook_checks(kube)
     return results
 
@@ -77,12 +79,12 @@ def _check_kubectl(results: list[CheckResult]) -> str | None:
     return version
 
 
-def _check_kubeconfig(results: list[CheckResult], opts: GlobalOptions) -> object | None:
-    from kubectl_gitops.adapters.kube import Kube, Target
+def _check_kubeconfig(results: list[CheckResult], opts: GlobalOptions) -> Kube | None:
+    from kubectl_gitops.cli.context import connect
     from kubectl_gitops.core.errors import GitOpsError
 
     try:
-        kube = Kube.connect(Target(opts.kubeconfig, opts.context))
+        kube = connect(opts)
     except GitOpsError as err:
         results.append(CheckResult("kubeconfig", Outcome.FAILED, str(err)))
         return None
@@ -90,11 +92,9 @@ def _check_kubeconfig(results: list[CheckResult], opts: GlobalOptions) -> object
     return kube
 
 
-def _check_api(results: list[CheckResult], kube: object) -> str | None:
-    from kubectl_gitops.adapters.kube import Kube
+def _check_api(results: list[CheckResult], kube: Kube) -> str | None:
     from kubectl_gitops.core.errors import GitOpsError
 
-    assert isinstance(kube, Kube)
     try:
         version = str(kube.version().get("gitVersion", "unknown"))
     except GitOpsError as err:
@@ -104,11 +104,9 @@ def _check_api(results: list[CheckResult], kube: object) -> str | None:
     return version
 
 
-def _check_rbac(results: list[CheckResult], kube: object) -> None:
-    from kubectl_gitops.adapters.kube import Kube
+def _check_rbac(results: list[CheckResult], kube: Kube) -> None:
     from kubectl_gitops.core.errors import GitOpsError
 
-    assert isinstance(kube, Kube)
     try:
         allowed, reason = kube.can_i("create", "customresourcedefinitions", "apiextensions.k8s.io")
     except GitOpsError as err:

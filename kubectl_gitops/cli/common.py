@@ -24,7 +24,6 @@ class GlobalOptions:
     namespace: str | None = None
     debug: bool = False
     output: str | None = None
-    all_namespaces: bool = False
     request_timeout: str | None = None
 
 

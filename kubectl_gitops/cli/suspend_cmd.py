@@ -21,23 +21,20 @@ def _set_suspend(opts: GlobalOptions, what: str, name: str, value: bool) -> None
     click.echo(f"{what} {namespace}/{name} {'suspended' if value else 'resumed'}")
 
 
-@click.command()
-@click.argument("what", type=click.Choice(["sync", "source"]))
-@click.argument("name")
-@kube_options
-@click.pass_context
-def suspend(ctx: click.Context, what: str, name: str, kubeconfig_: str | None, context_: str | None,
-            namespace_: str | None) -> None:
-    """Suspend a Sync (no reconciles; the drift guard lets edits through) or a GitSource."""
-    _set_suspend(merged(ctx, kubeconfig_, context_, namespace_), what, name, True)
+def _command(value: bool, doc: str) -> click.Command:
+    """`suspend` and `resume` differ only in the value they write."""
+
+    @click.command(help=doc)
+    @click.argument("what", type=click.Choice(["sync", "source"]))
+    @click.argument("name")
+    @kube_options
+    @click.pass_context
+    def command(ctx: click.Context, what: str, name: str, kubeconfig_: str | None, context_: str | None,
+                namespace_: str | None) -> None:
+        _set_suspend(merged(ctx, kubeconfig_, context_, namespace_), what, name, value)
+
+    return command
 
 
-@click.command()
-@click.argument("what", type=click.Choice(["sync", "source"]))
-@click.argument("name")
-@kube_options
-@click.pass_context
-def resume(ctx: click.Context, what: str, name: str, kubeconfig_: str | None, context_: str | None,
-           namespace_: str | None) -> None:
-    """Resume a suspended Sync or GitSource."""
-    _set_suspend(merged(ctx, kubeconfig_, context_, namespace_), what, name, False)
+suspend = _command(True, "Suspend a Sync (no reconciles; the drift guard lets edits through) or a GitSource.")
+resume = _command(False, "Resume a suspended Sync or GitSource.")

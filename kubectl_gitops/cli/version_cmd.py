@@ -20,11 +20,11 @@ def version(ctx: click.Context, kubeconfig_: str | None, context_: str | None, n
     data: dict[str, object] = {"clientVersion": {"gitVersion": f"v{__version__}"}}
     server_error = ""
     if not client:
-        from kubectl_gitops.adapters.kube import Kube, Target
+        from kubectl_gitops.cli.context import connect
         from kubectl_gitops.core.errors import GitOpsError
 
         try:
-            kube = Kube.connect(Target(opts.kubeconfig, opts.context))
+            kube = connect(opts)
             data["serverVersion"] = kube.version()
         except GitOpsError as err:
             server_error = str(err)

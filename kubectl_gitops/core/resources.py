@@ -33,15 +33,9 @@ def git_source(name: str, namespace: str, url: str, *, branch: str = "", tag: st
         ref["semver"] = semver
     if commit:
         ref["commit"] = commit
-    parse_duration(interval, 60, "--interval")
-    spec: JSON = {"url": url, "ref": ref, "interval": interval}
-    if timeout:
-        parse_duration(timeout, 60, "--timeout")
-        spec["timeout"] = timeout
-    if secret:
-        spec["secretRef"] = {"name": secret}
-    if ignore:
-        spec["ignore"] = ignore
+    _durations(interval=interval, timeout=timeout)
+    spec: JSON = {"url": url, "ref": ref, "interval": interval,
+                  **_set(timeout=timeout, secretRef={"name": secret} if secret else None, ignore=ignore)}
     return {"apiVersion": API_VERSION, "kind": KIND_SOURCE,
             "metadata": {"name": name, "namespace": namespace}, "spec": spec}
 
@@ -50,28 +44,27 @@ def sync(name: str, namespace: str, source: str, path: str, *, prune: bool = Fal
          target_namespace: str = "", wait: bool = False, depends_on: Sequence[str] = (),
          interval: str = "10m", timeout: str = "", service_account: str = "", drift_guard: str = "",
          substitute: Mapping[str, str] | None = None, force: bool = False) -> JSON:
-    parse_duration(interval, 600, "--interval")
+    _durations(interval=interval, timeout=timeout)
     spec: JSON = {"sourceRef": {"kind": KIND_SOURCE, "name": source}, "path": path, "prune": prune,
-                  "interval": interval}
-    if timeout:
-        parse_duration(timeout, 300, "--timeout")
-        spec["timeout"] = timeout
-    if target_namespace:
-        spec["targetNamespace"] = target_namespace
-    if wait:
-        spec["wait"] = True
-    if force:
-        spec["force"] = True
-    if service_account:
-        spec["serviceAccountName"] = service_account
-    if drift_guard:
-        spec["driftGuard"] = drift_guard
-    if substitute:
-        spec["substitute"] = dict(substitute)
+                  "interval": interval,
+                  **_set(timeout=timeout, targetNamespace=target_namespace, wait=wait, force=force,
+                         serviceAccountName=service_account, driftGuard=drift_guard,
+                         substitute=dict(substitute) if substitute else None)}
     if depends_on:
         spec["dependsOn"] = [_dependency(d) for d in depends_on]
     return {"apiVersion": API_VERSION, "kind": KIND_SYNC,
             "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+
+
+def _set(**fields: Any) -> JSON:
+    """Only the fields given a value: what a user leaves out stays out (the CRD defaults it)."""
+    return {key: value for key, value in fields.items() if value}
+
+
+def _durations(**flags: str) -> None:
+    for flag, value in flags.items():
+        if value:
+            parse_duration(value, 0, f"--{flag}")
 
 
 def _dependency(text: str) -> JSON:

@@ -20,13 +20,17 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from kubectl_gitops.adapters import pki
-from kubectl_gitops.core.errors import DevClusterError
+from kubectl_gitops.core.errors import DevClusterError, GitOpsError
 from kubectl_gitops.devcluster import build, processes, versions
 from kubectl_gitops.devcluster.processes import Proc
+
+if TYPE_CHECKING:
+    from kubectl_gitops.adapters.kube import Kube
 
 Progress = Callable[[str], None]
 SERVICE_RANGE = "10.0.0.0/24"
@@ -231,7 +235,8 @@ def _start_all(cluster: Cluster, bins: build.Binaries, progress: Progress, port:
     progress(f"starting kube-apiserver {versions.KUBE_VERSION} on {cluster.server}")
     _launch(cluster, "kube-apiserver", _apiserver_args(cluster, bins))
     _write_kubeconfig(cluster)
-    _wait(cluster, "kube-apiserver", lambda: _readyz(cluster, 2.0), 90)
+    kube = _kube(cluster)
+    _wait(cluster, "kube-apiserver", lambda: _readyz(cluster, 2.0, kube), 90)
     progress("starting kube-controller-manager, kube-scheduler and kwok")
     _launch(cluster, "kube-controller-manager", _kcm_args(cluster, bins))
     _launch(cluster, "kube-scheduler", _scheduler_args(cluster, bins))
@@ -426,36 +431,34 @@ def fake_node(name: str) -> dict[str, object]:
 
 
 def _create_nodes(c: Cluster, count: int) -> None:
+    from kubectl_gitops.adapters.kube import ApiError
+    from kubectl_gitops.core.discovery import ResourceInfo
+
+    nodes = ResourceInfo("", "v1", "Node", "nodes", False)
+    kube = _kube(c)
     for i in range(count):
-        body = json.dumps(fake_node(f"kwok-node-{i}")).encode()
-        _request(c, "POST", "/api/v1/nodes", body)
+        try:
+            kube.create(nodes, fake_node(f"kwok-node-{i}"))
+        except ApiError as err:
+            if err.status != 409:  # already there: idempotent
+                raise DevClusterError(f"creating fake node kwok-node-{i} failed: {err}") from err
 
 
-# ---------------------------------------------------------------- tiny HTTPS probes
+# ---------------------------------------------------------------- probes
 
-def _ssl(c: Cluster) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=str(c.pki / "ca.crt"))
-    ctx.load_cert_chain(str(c.pki / "admin.crt"), str(c.pki / "admin.key"))
-    return ctx
+def _kube(c: Cluster) -> Kube:
+    """The admin connection, through the one API client module (adapters.kube)."""
+    from kubectl_gitops.adapters.kube import Kube, Target
+
+    return Kube.connect(Target(str(c.kubeconfig)))
 
 
-def _request(c: Cluster, method: str, path: str, body: bytes | None = None) -> int:
-    req = urllib.request.Request(c.server + path, data=body, method=method,
-                                 headers={"Content-Type": "application/json"})
+def _readyz(c: Cluster, timeout: float, kube: Kube | None = None) -> bool:
+    if not c.kubeconfig.is_file():
+        return False
     try:
-        with urllib.request.urlopen(req, context=_ssl(c), timeout=10) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as err:
-        if err.code == 409:  # already exists: idempotent
-            return 409
-        raise DevClusterError(f"{method} {path} failed: HTTP {err.code} {err.read()[:300]!r}") from err
-
-
-def _readyz(c: Cluster, timeout: float) -> bool:
-    try:
-        with urllib.request.urlopen(c.server + "/readyz", context=_ssl(c), timeout=timeout) as resp:
-            return bool(resp.status == 200)
-    except (OSError, ssl.SSLError, urllib.error.URLError):
+        return (kube or _kube(c)).ready(timeout)
+    except GitOpsError:
         return False
 
 

@@ -133,7 +133,8 @@ class Engine:
         kinds = {(r.api_version, r.kind) for r in old} | {(o["apiVersion"], o["kind"]) for o in desired}
         live = applier.live_objects(kinds)
         changes = applier.plan(desired, live)
-        self.on_total(len(changes.actions) + len(stale(old, Inventory(ref_of(o) for o in desired))))
+        new = Inventory(ref_of(o) for o in desired)
+        self.on_total(len(changes.actions) + len(stale(old, new)))
         try:
             run.results = applier.apply(changes, run.started)
         except ApplyFailedWith as err:
@@ -141,7 +142,6 @@ class Engine:
             applied = [r.ref for r in err.results if r.action != "failed"]
             run.inventory = old.merge(applied)
             raise
-        new = Inventory(ref_of(o) for o in desired)
         run.inventory = new
         if spec.prune:
             pruned, keep = applier.prune(stale(old, new), live)
