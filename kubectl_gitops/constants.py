@@ -25,6 +25,8 @@ LABEL_TENANT: Final = f"{GROUP}/tenant"
 ANNOTATION_REVISION: Final = f"{GROUP}/revision"
 ANNOTATION_SIGNATURE: Final = f"{GROUP}/signature"
 ANNOTATION_PRUNE: Final = f"{GROUP}/prune"
+ANNOTATION_FIELDS: Final = f"{GROUP}/fields"
+"""The map keys Git declares for an object, recorded by the applier (core/declared.py)."""
 PRUNE_DISABLED: Final = "disabled"
 
 SYSTEM_NAMESPACE: Final = "kubectl-gitops-system"

@@ -1,0 +1,221 @@
+"""The fields Git declares for an object, recorded by the applier at apply time (pure).
+
+Field ownership moves whenever an edit is allowed (a suspended Sync, warn or off mode,
+break-glass, a webhook outage): the editor's field manager takes the field over, and the
+`kubectl-gitops` entry in managedFields stops listing it. If the guard judged only what that
+manager owns *right now*, the field would be unprotected from then on, and a sync that sees a
+value equal to Git would write nothing and never take it back.
+
+So the applier records what Git declares in an annotation on every object it applies
+(`kubectl-gitops.dev/fields`): the map keys of the manifest as a trie, with lists, nulls and
+empty values as leaves. It is computed from the manifest alone, without schema knowledge, which
+is why lists are leaves: how a list is keyed is known only to the API server. Two users:
+
+* the drift guard (`lost_paths` + `changed_lost`): a declared path that our manager no longer
+  owns is still Git's, and a change of its value by anyone but the applier is drift;
+* the engine's plan (`ownership_lost`): an object whose declared paths are not all owned by our
+  manager needs a write even when its values equal Git's, so the apply takes ownership back.
+
+A declared path is owned when our manager owns a field at or below it, or owns an atomic node
+(a leaf in fieldsV1, such as a LabelSelector) above it. The recorded trie is bounded: past
+`MAX_BYTES` it is coarsened level by level (a coarser path protects a whole subtree, and is never
+wrong about what Git declares); decoding is bounded in size and depth and returns None for
+anything malformed, so a hostile annotation can never crash or stall its reader.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from kubectl_gitops.constants import ANNOTATION_FIELDS, FIELD_MANAGER
+from kubectl_gitops.core.managed_fields import MISSING, FieldPath, format_path, owned_paths
+
+Trie = dict[str, Any]
+KeyPath = tuple[str, ...]
+
+MAX_BYTES: Final = 16 * 1024
+"""The recorded annotation's largest size; bigger tries are coarsened (the total of an object's
+annotations is limited to 256 KiB by the API server)."""
+MAX_DEPTH: Final = 32
+"""Deeper manifests are recorded down to this depth (the rest is covered by the coarse path)."""
+
+_IDENTITY: Final = frozenset({"apiVersion", "kind", "status"})
+_META_IDENTITY: Final = frozenset({"name", "namespace", "generateName", "uid", "resourceVersion",
+                                   "creationTimestamp", "managedFields", "generation"})
+
+
+# ------------------------------------------------------------------ recording
+
+
+def declared_trie(manifest: Mapping[str, Any]) -> Trie:
+    """The map keys `manifest` declares, as a trie (identity and status excluded)."""
+    out: Trie = {}
+    for key, value in manifest.items():
+        if key in _IDENTITY or value is None:
+            continue
+        if key == "metadata" and isinstance(value, Mapping):
+            meta = {k: v for k, v in value.items() if k not in _META_IDENTITY}
+            sub = _trie(meta, 1)
+            if sub:
+                out[key] = sub
+            continue
+        out[key] = _trie(value, 1)
+    return out
+
+
+def _trie(value: Any, depth: int) -> Trie:
+    if not isinstance(value, Mapping) or depth >= MAX_DEPTH:
+        return {}
+    return {str(k): _trie(v, depth + 1) for k, v in value.items() if v is not None}
+
+
+def with_declared(manifest: Mapping[str, Any]) -> Trie:
+    """The trie of `manifest` once the fields annotation itself is added to it."""
+    trie = declared_trie(manifest)
+    meta = trie.setdefault("metadata", {})
+    meta.setdefault("annotations", {})[ANNOTATION_FIELDS] = {}
+    return trie
+
+
+def encode(trie: Trie) -> str:
+    """Compact JSON of `trie`, coarsened from the leaves up until it fits in MAX_BYTES."""
+    depth = _depth(trie)
+    text = _dumps(trie)
+    while len(text) > MAX_BYTES and depth > 1:
+        depth -= 1
+        text = _dumps(_cut(trie, depth))
+    return text if len(text) <= MAX_BYTES else "{}"
+
+
+def _dumps(trie: Trie) -> str:
+    return json.dumps(trie, sort_keys=True, separators=(",", ":"))
+
+
+def _depth(trie: Trie) -> int:
+    return 1 + max((_depth(v) for v in trie.values()), default=0) if trie else 0
+
+
+def _cut(trie: Trie, depth: int) -> Trie:
+    return {k: (_cut(v, depth - 1) if depth > 1 else {}) for k, v in trie.items()}
+
+
+# ------------------------------------------------------------------ reading
+
+
+def decode(text: object) -> Trie | None:
+    """The trie recorded in an annotation value, or None when absent, too big, too deep or malformed."""
+    if not isinstance(text, str) or not text or len(text) > MAX_BYTES:
+        return None
+    if _nesting(text) > MAX_DEPTH + 1:
+        return None  # checked before json.loads: a deep value must not cost a RecursionError
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if _is_trie(value, 0) else None
+
+
+def _nesting(text: str) -> int:
+    """An upper bound of the JSON nesting of `text` (brackets inside strings counted too)."""
+    depth = deepest = 0
+    for char in text:
+        if char in "{[":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "}]":
+            depth -= 1
+    return deepest
+
+
+def _is_trie(value: Any, depth: int) -> bool:
+    if not isinstance(value, dict) or depth > MAX_DEPTH:
+        return False
+    return all(isinstance(k, str) and _is_trie(v, depth + 1) for k, v in value.items())
+
+
+def recorded(obj: Mapping[str, Any] | None) -> Trie | None:
+    """The trie the applier recorded on a live object, or None."""
+    meta = (obj or {}).get("metadata")
+    notes = meta.get("annotations") if isinstance(meta, Mapping) else None
+    return decode(notes.get(ANNOTATION_FIELDS)) if isinstance(notes, Mapping) else None
+
+
+def leaf_paths(trie: Trie) -> list[KeyPath]:
+    """Every leaf of `trie` as a tuple of keys (iterative: depth is bounded but not trusted)."""
+    out: list[KeyPath] = []
+    todo: list[tuple[KeyPath, Trie]] = [((), trie)]
+    while todo:
+        prefix, node = todo.pop()
+        for key, child in node.items():
+            path = (*prefix, key)
+            if child:
+                todo.append((path, child))
+            else:
+                out.append(path)
+    return sorted(out)
+
+
+# ------------------------------------------------------------------ judging
+
+
+def lost_paths(trie: Trie, obj: Mapping[str, Any] | None, manager: str = FIELD_MANAGER) -> list[KeyPath]:
+    """Declared paths that `manager` owns nothing at, below, or (atomically) above, in `obj`."""
+    covered, atomic = _coverage(owned_paths(obj, manager))
+    lost = []
+    for path in leaf_paths(trie):
+        if path in covered or any(path[:n] in atomic for n in range(1, len(path))):
+            continue
+        lost.append(path)
+    return lost
+
+
+def _coverage(paths: Iterable[FieldPath]) -> tuple[set[KeyPath], set[KeyPath]]:
+    """(every map-key prefix of an owned path, owned map-key-only leaves)."""
+    covered: set[KeyPath] = set()
+    atomic: set[KeyPath] = set()
+    for path in paths:
+        keys: list[str] = []
+        for kind, rest in path:
+            if kind != "f":
+                break
+            keys.append(rest)
+        else:
+            atomic.add(tuple(keys))
+        for n in range(1, len(keys) + 1):
+            covered.add(tuple(keys[:n]))
+    return covered, atomic
+
+
+def ownership_lost(desired: Mapping[str, Any], live: Mapping[str, Any] | None,
+                   manager: str = FIELD_MANAGER) -> list[KeyPath]:
+    """Declared paths of `desired` that `manager` no longer owns on `live` (the plan re-applies)."""
+    if live is None:
+        return []
+    return lost_paths(with_declared(desired), live, manager)
+
+
+def value_at(obj: Any, path: KeyPath) -> Any:
+    """The value at a map-key path, or MISSING."""
+    current = obj
+    for key in path:
+        if not isinstance(current, Mapping) or key not in current:
+            return MISSING
+        current = current[key]
+    return current
+
+
+def changed_lost(old: Mapping[str, Any], new: Mapping[str, Any] | None, manager: str = FIELD_MANAGER) -> list[str]:
+    """Rendered declared-but-unowned paths of `old` whose value `new` changes (the guard's extra rule)."""
+    if new is None:
+        return []
+    trie = recorded(old)
+    if trie is None:
+        return []
+    changed = []
+    for path in lost_paths(trie, old, manager):
+        before, after = value_at(old, path), value_at(new, path)
+        if before != after or type(before) is not type(after):  # 1 == True in Python; not in JSON
+            changed.append(format_path(tuple(("f", key) for key in path)))
+    return changed
