@@ -32,9 +32,14 @@ def webhook() -> None:
 @click.option("--break-glass-group", default=BREAK_GLASS_GROUP, show_default=True)
 @click.option("--kubeconfig", default=None, help="Outside a pod: the kubeconfig to read Syncs with.")
 @click.option("--log-level", default="info", show_default=True)
+@click.option("--client-ca-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Answer /validate and /mutate only for clients (the API server) with a certificate "
+                   "from this CA; /healthz, /readyz and /metrics need none. See docs/webhook.md.")
+@click.option("--client-name", "client_names", multiple=True,
+              help="With --client-ca-file: the client certificate's CN or a DNS SAN must be one of these.")
 def serve(cert_dir: Path | None, cert_file: Path | None, key_file: Path | None, port: int, bind_address: str,
           workers: int, threads: int, cache_ttl: float, break_glass_group: str, kubeconfig: str | None,
-          log_level: str) -> None:
+          log_level: str, client_ca_file: Path | None, client_names: tuple[str, ...]) -> None:
     """Serve /validate, /mutate, /healthz, /readyz and /metrics over TLS until SIGTERM."""
     from kubectl_gitops.core.errors import UsageError
 
@@ -51,11 +56,18 @@ def serve(cert_dir: Path | None, cert_file: Path | None, key_file: Path | None, 
     for path in (cert_file, key_file):
         if not path.is_file():
             raise UsageError(f"{path} does not exist (the webhook needs its serving certificate)")
+    if client_names and client_ca_file is None:
+        raise UsageError("--client-name needs --client-ca-file (the CA that signs the API server's certificate)")
+    if client_ca_file is not None and not client_ca_file.is_file():
+        raise UsageError(f"{client_ca_file} does not exist (--client-ca-file: the CA of the API server's "
+                         "client certificate)")
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     lookup_factory, fetch = _cluster_callables(cache_ttl, kubeconfig)
     app = create_app(lookup_factory, fetch, break_glass_group=break_glass_group)
     run(app, ServeOptions(certfile=str(cert_file), keyfile=str(key_file), bind=f"{bind_address}:{port}",
-                          workers=workers, threads=threads, loglevel=log_level))
+                          workers=workers, threads=threads, loglevel=log_level,
+                          client_ca_file=str(client_ca_file) if client_ca_file else None,
+                          client_names=client_names))
 
 
 def _multiprocess_metrics() -> None:

@@ -11,6 +11,16 @@ Secret files; restarting the pod for that would drop admission for a moment. gun
 context per worker and rebuilds it when the files' (mtime, size, inode) change, checked at most
 once per `check_interval` seconds. A half-written pair (new cert, old key) fails to load; the old
 context keeps serving and the next check tries again.
+
+Caller authentication (`client_ca_file`): /validate and /mutate answer the API server only. The
+context asks every client for a certificate signed by the client CA without requiring one
+(CERT_OPTIONAL, so probes and scrapers of /healthz, /readyz and /metrics need none), and
+`auth.require_client_certificate` refuses the review endpoints per request when the connection
+presented none (or not one of the expected names). One port, one context: a second port just for
+probes would need a second Service port, probe and NetworkPolicy for no gain. The CA file is
+watched and reloaded with the serving pair. The handshake verifies a certificate once per
+connection; the API server keeps its connections alive, so reviews pay nothing per request but a
+dict lookup.
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ from kubectl_gitops.constants import BREAK_GLASS_GROUP
 from kubectl_gitops.core.admission import AdmissionRequest
 
 from .app import create_app
+from .auth import policy_from, require_client_certificate
 from .lookup import ParentFetcher, SyncLookup, from_cluster
 
 log = logging.getLogger("kubectl_gitops_webhook")
@@ -52,15 +63,20 @@ class ServeOptions:
     cert_check_interval: float = 1.0
     loglevel: str = "info"
     accesslog: str | None = None
+    client_ca_file: str | None = None
+    """PEM CA(s) the API server's client certificate must chain to; None: any caller may send reviews."""
+    client_names: tuple[str, ...] = ()
+    """If set, the client certificate's CN or a DNS SAN must be one of these."""
 
 
 class ReloadingSSLContext:
     """A gunicorn `ssl_context(conf, default_factory)` hook that follows certificate rotation."""
 
     def __init__(self, certfile: str, keyfile: str, *, check_interval: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, cafile: str | None = None) -> None:
         self.certfile = certfile
         self.keyfile = keyfile
+        self.cafile = cafile
         self.check_interval = check_interval
         self._clock = clock
         self._lock = threading.Lock()
@@ -102,7 +118,7 @@ class ReloadingSSLContext:
         self._context, self._signature = context, signature
 
     def _stat(self) -> FileSignature:
-        stats = [os.stat(p) for p in (self.certfile, self.keyfile)]
+        stats = [os.stat(p) for p in (self.certfile, self.keyfile, self.cafile) if p]
         return tuple((s.st_mtime_ns, s.st_size, s.st_ino) for s in stats)
 
 
@@ -113,7 +129,8 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]  # gunicorn is untyp
         self.application = app
         self.options = options
         self.ssl_hook = ReloadingSSLContext(options.certfile, options.keyfile,
-                                            check_interval=options.cert_check_interval)
+                                            check_interval=options.cert_check_interval,
+                                            cafile=options.client_ca_file)
         super().__init__()
 
     def load_config(self) -> None:
@@ -125,6 +142,8 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]  # gunicorn is untyp
             "loglevel": o.loglevel, "accesslog": o.accesslog, "proc_name": "kubectl-gitops-webhook",
             "child_exit": _child_exit,
         }
+        if o.client_ca_file:
+            settings |= {"ca_certs": o.client_ca_file, "cert_reqs": ssl.CERT_OPTIONAL}
         for key, value in settings.items():
             self.cfg.set(key, value)
 
@@ -142,7 +161,19 @@ def _child_exit(_server: Any, worker: Any) -> None:
 
 def serve(app: Flask, options: ServeOptions) -> None:
     """Run until signalled (SIGTERM drains gracefully)."""
+    secure(app, options)
     WebhookServer(app, options).run()
+
+
+def secure(app: Flask, options: ServeOptions) -> None:
+    """Reviews from the API server only, when a client CA is configured; say so loudly when not."""
+    if options.client_ca_file:
+        require_client_certificate(app, policy_from(options.client_names))
+        log.info("reviews only from clients with a certificate from %s%s", options.client_ca_file,
+                 f" named {', '.join(options.client_names)}" if options.client_names else "")
+    else:
+        log.warning("no client CA configured (--client-ca-file): any caller that reaches this port can "
+                    "send reviews and read denial messages (Sync names, sources, paths, revisions)")
 
 
 def _cluster_callables(ttl: float, kubeconfig: str | None = None) -> tuple[
@@ -174,13 +205,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--cache-ttl", type=float, default=5.0, help="seconds a Sync lookup is cached")
     parser.add_argument("--break-glass-group", default=BREAK_GLASS_GROUP)
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--client-ca-file", default=None)
+    parser.add_argument("--client-name", action="append", default=[])
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     lookup_factory, fetch = _cluster_callables(args.cache_ttl)
     app = create_app(lookup_factory, fetch, break_glass_group=args.break_glass_group)
     serve(app, ServeOptions(certfile=args.cert_file, keyfile=args.key_file, bind=args.bind,
                             workers=args.workers, threads=args.threads, keepalive=args.keepalive,
-                            loglevel=args.log_level))
+                            loglevel=args.log_level, client_ca_file=args.client_ca_file,
+                            client_names=tuple(args.client_name)))
 
 
 if __name__ == "__main__":
