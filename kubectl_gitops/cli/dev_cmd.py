@@ -62,7 +62,8 @@ def _local_webhook(name: str) -> None:
     _progress(f"installing kubectl-gitops with its webhook at {url}")
     install.install(kube, webhook=True, webhook_url=url, cert_dir=cert_dir)
     args = [sys.executable, "-m", "kubectl_gitops.cli.main", "webhook", "serve", "--cert-dir", str(cert_dir),
-            "--port", str(port), "--bind-address", "127.0.0.1", "--kubeconfig", st.kubeconfig]
+            "--port", str(port), "--bind-address", "127.0.0.1", "--kubeconfig", st.kubeconfig,
+            *cluster.webhook_client_args(name)]
     cluster.run_process(name, "webhook", args, cluster.https_ready(url + "/readyz", cert_dir / "ca.crt"))
     _progress(f"admission webhook serving on {url} (drift guard: enforce)")
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from kubectl_gitops.cli.common import emit, kube_options, merged
+
+if TYPE_CHECKING:
+    from kubectl_gitops.engine.install import Hardening
 
 
 @click.command()
@@ -17,21 +21,37 @@ from kubectl_gitops.cli.common import emit, kube_options, merged
                    "no in-cluster Deployment is installed.")
 @click.option("--cert-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also write the webhook's serving certificate here (for --webhook-url).")
+@click.option("--fail-closed", is_flag=True,
+              help="failurePolicy Fail on the main drift-guard entry: no out-of-band edits even while the "
+                   "webhook is down (the default applier, garbage collector and namespace deletion still "
+                   "pass). See docs/webhook.md before using it.")
+@click.option("--client-ca-configmap", default=None, metavar="NAME",
+              help="ConfigMap in kubectl-gitops-system whose ca.crt signs the API server's client certificate "
+                   "for webhooks: the webhook then answers reviews from the API server only. The API server "
+                   "must be configured to present it (docs/webhook.md).")
+@click.option("--client-ca-file", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Like --client-ca-configmap, from a PEM file: install writes it to the ConfigMap "
+                   "kubectl-gitops-webhook-client-ca (or the one --client-ca-configmap names).")
+@click.option("--client-name", "client_names", multiple=True, metavar="NAME",
+              help="With --client-ca-configmap: the CN or DNS SAN the API server's client certificate has.")
 @click.option("--dry-run", is_flag=True, help="Print what would be applied; change nothing.")
 @kube_options
 @click.pass_context
-def install(ctx: click.Context, webhook: bool, webhook_url: str | None, cert_dir: Path | None, dry_run: bool,
+def install(ctx: click.Context, webhook: bool, webhook_url: str | None, cert_dir: Path | None, fail_closed: bool,
+            client_ca_configmap: str | None, client_ca_file: Path | None, client_names: tuple[str, ...],
+            dry_run: bool,
             kubeconfig_: str | None, context_: str | None, namespace_: str | None) -> None:
     """Install kubectl-gitops into the cluster (idempotent: run it again to upgrade)."""
+    from kubectl_gitops.core.errors import UsageError
     from kubectl_gitops.engine import install as engine
 
     opts = merged(ctx, kubeconfig_, context_, namespace_)
+    hardening = _hardening(webhook, webhook_url, fail_closed, client_ca_configmap, client_ca_file, client_names)
     if dry_run:
-        objs = engine.rendered(webhook=webhook, webhook_url=webhook_url)
+        objs = engine.rendered(webhook=webhook, webhook_url=webhook_url, hardening=hardening)
         emit({"apiVersion": "v1", "kind": "List", "items": objs}, "yaml")
         return
     from kubectl_gitops.cli.context import connect
-    from kubectl_gitops.core.errors import UsageError
 
     kube = connect(opts)
     if webhook and not webhook_url and kube.context.startswith("kubectl-gitops-"):
@@ -40,11 +60,34 @@ def install(ctx: click.Context, webhook: bool, webhook_url: str | None, cert_dir
         raise UsageError("this is a kubectl-gitops dev control plane (fake nodes, no Pod network): run "
                          "`kubectl gitops dev up --webhook` for a local webhook, or install with "
                          "--webhook-url URL or --no-webhook")
-    results = engine.install(kube, webhook=webhook, webhook_url=webhook_url, cert_dir=cert_dir)
+    results = engine.install(kube, webhook=webhook, webhook_url=webhook_url, cert_dir=cert_dir, hardening=hardening)
     for r in results:
         click.echo(f"  {r.action:<10} {r.ref.display}")
     click.echo(f"✔ kubectl-gitops installed ({len(results)} objects)"
-               + ("" if webhook else "; admission webhook not installed"))
+               + ("" if webhook else "; admission webhook not installed")
+               + ("; drift guard fails closed (failurePolicy Fail)" if fail_closed else ""))
+    if webhook and not webhook_url and not hardening.client_ca_configmap:
+        click.echo("  note: the webhook answers reviews from any caller that reaches it; to accept the API "
+                   "server only, see --client-ca-configmap and docs/webhook.md", err=True)
+
+
+def _hardening(webhook: bool, webhook_url: str | None, fail_closed: bool, configmap: str | None,
+               ca_file: Path | None, names: tuple[str, ...]) -> Hardening:
+    from kubectl_gitops.core import install as shape
+    from kubectl_gitops.core.errors import UsageError
+    from kubectl_gitops.engine.install import Hardening
+
+    if (configmap or ca_file or names) and (webhook_url or not webhook):
+        raise UsageError("--client-ca-configmap/--client-ca-file/--client-name configure the in-cluster webhook: "
+                         "not with --webhook-url (pass --client-ca-file to `kubectl gitops webhook serve`) "
+                         "or --no-webhook")
+    if names and not (configmap or ca_file):
+        raise UsageError("--client-name needs --client-ca-configmap or --client-ca-file")
+    if fail_closed and not webhook:
+        raise UsageError("--fail-closed needs the webhook (drop --no-webhook)")
+    if ca_file is not None:
+        return Hardening(fail_closed, configmap or shape.CLIENT_CA_CONFIGMAP, names, ca_file.read_bytes())
+    return Hardening(fail_closed, configmap, names)
 
 
 @click.command()

@@ -5,6 +5,15 @@ Service). `kubectl gitops install` renders them and then, here: drops the webhoo
 (`--no-webhook`), or points the webhook configurations at a URL (`--webhook-url`, e.g. a local
 process for the dev control plane) and drops the in-cluster Deployment/Service/PDB, and fills in
 the caBundle. Doing it on the rendered objects keeps one source of truth for the safety settings.
+
+Two hardening options are shaped here too:
+* `fail_closed`: failurePolicy Fail on the main guard entry only (`GUARD_ENTRY`). Never the scale
+  entry (no objectSelector: it would freeze every autoscaler while the webhook is down) nor the
+  stamps entry (bookkeeping must never stand in the applier's way). The entry's matchConditions
+  keep the default applier, the garbage collector, the namespace controller and finalizer removal
+  off the webhook, so none of them depend on it being up.
+* `with_client_ca`: the webhook Deployment answers reviews only for callers with a client
+  certificate from the CA in a ConfigMap (the API server's, configured by the cluster admin).
 """
 
 from __future__ import annotations
@@ -22,6 +31,10 @@ WEBHOOK_CONFIG_KINDS = ("ValidatingWebhookConfiguration", "MutatingWebhookConfig
 WEBHOOK_NAME = "kubectl-gitops-webhook"
 TLS_SECRET = "kubectl-gitops-webhook-tls"
 _IN_CLUSTER_KINDS = ("Deployment", "Service", "PodDisruptionBudget")
+GUARD_ENTRY = "drift-guard.kubectl-gitops.dev"
+CLIENT_CA_KEY = "ca.crt"
+CLIENT_CA_MOUNT = "/client-ca"
+CLIENT_CA_CONFIGMAP = "kubectl-gitops-webhook-client-ca"
 
 
 def _is_webhook_workload(obj: JSON) -> bool:
@@ -29,7 +42,8 @@ def _is_webhook_workload(obj: JSON) -> bool:
     return obj.get("kind") in _IN_CLUSTER_KINDS and meta.get("name") == WEBHOOK_NAME
 
 
-def select(objs: Iterable[JSON], *, webhook: bool, webhook_url: str | None = None) -> list[JSON]:
+def select(objs: Iterable[JSON], *, webhook: bool, webhook_url: str | None = None,
+           fail_closed: bool = False) -> list[JSON]:
     """The objects to apply for this install mode (deep copies; input untouched)."""
     out: list[JSON] = []
     for original in objs:
@@ -41,6 +55,32 @@ def select(objs: Iterable[JSON], *, webhook: bool, webhook_url: str | None = Non
         obj = copy.deepcopy(original)
         if webhook_url and kind in WEBHOOK_CONFIG_KINDS:
             _point_at_url(obj, webhook_url.rstrip("/"))
+        if fail_closed and kind == "ValidatingWebhookConfiguration":
+            for hook in obj.get("webhooks") or []:
+                if hook.get("name") == GUARD_ENTRY:
+                    hook["failurePolicy"] = "Fail"
+        out.append(obj)
+    return out
+
+
+def with_client_ca(objs: Iterable[JSON], configmap: str, names: tuple[str, ...] = ()) -> list[JSON]:
+    """The webhook Deployment mounts `configmap` (key ca.crt) and refuses reviews from callers
+    without a client certificate from that CA (and, given `names`, with another CN/DNS SAN)."""
+    out = []
+    for original in objs:
+        obj = original
+        if obj.get("kind") == "Deployment" and _is_webhook_workload(obj):
+            obj = copy.deepcopy(original)
+            pod = obj["spec"]["template"]["spec"]
+            pod.setdefault("volumes", []).append(
+                {"name": "client-ca", "configMap": {"name": configmap, "items": [
+                    {"key": CLIENT_CA_KEY, "path": CLIENT_CA_KEY}]}})
+            container = pod["containers"][0]
+            container.setdefault("volumeMounts", []).append(
+                {"name": "client-ca", "mountPath": CLIENT_CA_MOUNT, "readOnly": True})
+            container["args"] = [*container.get("args", []), "--client-ca-file",
+                                 f"{CLIENT_CA_MOUNT}/{CLIENT_CA_KEY}",
+                                 *(arg for name in names for arg in ("--client-name", name))]
         out.append(obj)
     return out
 
@@ -73,6 +113,14 @@ def tls_secret(ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> JSON:
             "metadata": {"name": TLS_SECRET, "namespace": SYSTEM_NAMESPACE,
                          "labels": {"app.kubernetes.io/part-of": "kubectl-gitops"}},
             "data": {"tls.crt": b64(cert_pem), "tls.key": b64(key_pem), "ca.crt": b64(ca_pem)}}
+
+
+def client_ca_configmap(ca_pem: bytes, name: str = CLIENT_CA_CONFIGMAP) -> JSON:
+    """The ConfigMap `install --client-ca-file` makes from the API server's client CA."""
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": SYSTEM_NAMESPACE,
+                         "labels": {"app.kubernetes.io/part-of": "kubectl-gitops"}},
+            "data": {CLIENT_CA_KEY: ca_pem.decode()}}
 
 
 def webhook_hosts(webhook_url: str | None) -> tuple[str, ...]:

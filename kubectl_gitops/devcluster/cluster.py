@@ -37,6 +37,9 @@ SERVICE_RANGE = "10.0.0.0/24"
 POD_CIDR = "10.244.0.0/16"
 FAKE_NODES = 2
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
+WEBHOOK_CLIENT_NAME = "kube-apiserver-webhook-client"
+"""CN of the client certificate the API server presents to the local webhook (its own CA, not the
+cluster CA: a user's certificate from `dev kubeconfig` must not pass as the API server)."""
 
 
 def state_root() -> Path:
@@ -253,7 +256,7 @@ def _allocate_ports(apiserver: int | None) -> dict[str, int]:
     if apiserver is not None and not _port_free(apiserver):
         raise DevClusterError(f"port {apiserver} on 127.0.0.1 is in use by another process: "
                               "choose another with --port, or omit --port to pick a free one")
-    names = ["etcd", "etcd-peer", "kcm", "scheduler", "kwok"]
+    names = ["etcd", "etcd-peer", "kcm", "scheduler", "kwok", "webhook"]
     ports = dict(zip(names, _free_ports(len(names)), strict=True))
     ports["apiserver"] = apiserver if apiserver is not None else _free_ports(1)[0]
     return ports
@@ -319,6 +322,44 @@ def _write_pki(cluster: Cluster) -> None:
     sa_key, sa_pub = pki.make_rsa_signing_key()
     (d / "sa.key").write_bytes(sa_key)
     (d / "sa.pub").write_bytes(sa_pub)
+    _write_webhook_client(cluster)
+
+
+def _write_webhook_client(cluster: Cluster) -> None:
+    """The API server's identity towards admission webhooks: an AdmissionConfiguration whose
+    kubeConfigFile gives it a client certificate for the local webhook's host:port (reserved now,
+    so the API server's flags never change when `dev up --webhook` comes later)."""
+    d = cluster.pki
+    ca = pki.make_ca(f"kubectl-gitops dev webhook-client CA ({cluster.name})")
+    ca.write(d / "webhook-client-ca.crt", d / "webhook-client-ca.key")
+    client = pki.issue(ca, WEBHOOK_CLIENT_NAME, client=True, days=3650)
+    hosts = [f"127.0.0.1:{cluster.ports['webhook']}", f"localhost:{cluster.ports['webhook']}"]
+    kubeconfig = {"apiVersion": "v1", "kind": "Config",
+                  "users": [{"name": host, "user": {"client-certificate-data": _b64(client.cert_pem),
+                                                    "client-key-data": _b64(client.key_pem)}}
+                            for host in hosts]}
+    (d / "webhook-client.kubeconfig").touch(mode=0o600, exist_ok=True)
+    (d / "webhook-client.kubeconfig").write_text(yaml.safe_dump(kubeconfig, sort_keys=False))
+    plugin = {"apiVersion": "apiserver.config.k8s.io/v1", "kind": "WebhookAdmissionConfiguration",
+              "kubeConfigFile": str(d / "webhook-client.kubeconfig")}
+    admission = {"apiVersion": "apiserver.config.k8s.io/v1", "kind": "AdmissionConfiguration",
+                 "plugins": [{"name": name, "configuration": plugin}
+                             for name in ("ValidatingAdmissionWebhook", "MutatingAdmissionWebhook")]}
+    (d / "admission.yaml").write_text(yaml.safe_dump(admission, sort_keys=False))
+
+
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode()
+
+
+def webhook_client_args(name: str) -> list[str]:
+    """`webhook serve` flags that accept reviews from this dev cluster's API server only."""
+    ca = _require(name).pki / "webhook-client-ca.crt"
+    if not ca.is_file():  # a cluster started by an older version: its API server has no client cert
+        return []
+    return ["--client-ca-file", str(ca), "--client-name", WEBHOOK_CLIENT_NAME]
 
 
 def kubeconfig_yaml(server: str, ca_pem: bytes, cert: pki.KeyPair, user: str, context: str) -> str:
@@ -387,7 +428,8 @@ def _apiserver_args(c: Cluster, b: build.Binaries) -> list[str]:
             f"--service-account-key-file={p / 'sa.pub'}",
             f"--service-account-signing-key-file={p / 'sa.key'}",
             "--enable-priority-and-fairness=false", "--max-requests-inflight=2000",
-            "--max-mutating-requests-inflight=1000", "--v=1"]
+            "--max-mutating-requests-inflight=1000", "--v=1",
+            f"--admission-control-config-file={p / 'admission.yaml'}"]
 
 
 def _component_kubeconfig(c: Cluster) -> list[str]:

@@ -21,7 +21,7 @@ from kubectl_gitops.adapters.kube import Kube
 from kubectl_gitops.adapters.render import render
 from kubectl_gitops.constants import SYSTEM_NAMESPACE
 from kubectl_gitops.core import install as shape
-from kubectl_gitops.core.discovery import SECRETS
+from kubectl_gitops.core.discovery import CONFIGMAPS, SECRETS
 from kubectl_gitops.core.errors import GitOpsError
 from kubectl_gitops.core.plan import plan
 from kubectl_gitops.core.stages import stage_of
@@ -51,9 +51,48 @@ class Serving:
     key_pem: bytes
 
 
-def rendered(*, webhook: bool, webhook_url: str | None) -> list[JSON]:
+@dataclass(frozen=True)
+class Hardening:
+    """`install --fail-closed` and `--client-ca-configmap/--client-name` (docs/webhook.md)."""
+
+    fail_closed: bool = False
+    client_ca_configmap: str | None = None
+    client_names: tuple[str, ...] = ()
+    client_ca_pem: bytes | None = None
+    """With `--client-ca-file`: install writes `client_ca_configmap` from it (else it must exist)."""
+
+
+def rendered(*, webhook: bool, webhook_url: str | None, hardening: Hardening = Hardening()) -> list[JSON]:
     objs = [m.obj for m in render(manifests_dir(), "install")]
-    return shape.select(objs, webhook=webhook, webhook_url=webhook_url)
+    objs = shape.select(objs, webhook=webhook, webhook_url=webhook_url, fail_closed=hardening.fail_closed)
+    if webhook and not webhook_url and hardening.client_ca_configmap:
+        objs = shape.with_client_ca(objs, hardening.client_ca_configmap, hardening.client_names)
+        if hardening.client_ca_pem is not None:
+            objs.append(shape.client_ca_configmap(hardening.client_ca_pem, hardening.client_ca_configmap))
+    return objs
+
+
+def check_client_ca(kube: Kube, hardening: Hardening) -> None:
+    """The client CA ConfigMap must exist with a PEM certificate under ca.crt, or the webhook
+    Pods would never start (a missing ConfigMap volume) or refuse the API server."""
+    name = hardening.client_ca_configmap
+    if not name:
+        return
+    if hardening.client_ca_pem is not None:
+        if b"BEGIN CERTIFICATE" not in hardening.client_ca_pem:
+            raise GitOpsError("--client-ca-file holds no PEM certificate (the CA of the API server's "
+                              "webhook client certificate)")
+        return
+    cm = kube.get(CONFIGMAPS, name, SYSTEM_NAMESPACE)
+    pem = str(((cm or {}).get("data") or {}).get(shape.CLIENT_CA_KEY) or "")
+    if cm is None:
+        raise GitOpsError(f"ConfigMap {SYSTEM_NAMESPACE}/{name} not found (--client-ca-configmap): create it "
+                          f"with the CA of the API server's webhook client certificate under "
+                          f"{shape.CLIENT_CA_KEY}: kubectl -n {SYSTEM_NAMESPACE} create configmap {name} "
+                          f"--from-file={shape.CLIENT_CA_KEY}=CA.pem")
+    if "BEGIN CERTIFICATE" not in pem:
+        raise GitOpsError(f"ConfigMap {SYSTEM_NAMESPACE}/{name} has no PEM certificate under "
+                          f"{shape.CLIENT_CA_KEY} (--client-ca-configmap)")
 
 
 def serving_certificate(kube: Kube | None, webhook_url: str | None) -> Serving:
@@ -79,8 +118,10 @@ def _still_good(cert: bytes, ca: bytes, hosts: tuple[str, ...]) -> bool:
 
 
 def install(kube: Kube, *, webhook: bool, webhook_url: str | None, cert_dir: Path | None = None,
-            tick: Tick | None = None) -> list[ObjectResult]:
-    objs = rendered(webhook=webhook, webhook_url=webhook_url)
+            tick: Tick | None = None, hardening: Hardening = Hardening()) -> list[ObjectResult]:
+    if webhook and not webhook_url:
+        check_client_ca(kube, hardening)
+    objs = rendered(webhook=webhook, webhook_url=webhook_url, hardening=hardening)
     if webhook:
         serving = serving_certificate(kube, webhook_url)
         objs = shape.with_ca_bundle(objs, serving.ca_pem)
@@ -102,6 +143,7 @@ def uninstall(kube: Kube) -> list[ObjectResult]:
     """Delete in reverse stage order: webhook configurations first, so nothing is ever locked out."""
     objs = rendered(webhook=True, webhook_url=None)
     objs.append(shape.tls_secret(b"", b"", b""))
+    objs.append(shape.client_ca_configmap(b""))
     resources = kube.discover()
     results: list[ObjectResult] = []
     from kubectl_gitops.core.objects import ref_of

@@ -1,0 +1,94 @@
+"""`install --fail-closed` and `--client-ca-*` on the REAL rendered install manifests.
+
+Fail-closed must touch the main guard entry only (the scale entry has no objectSelector and would
+freeze every autoscaler; the stamps must never stand in the applier's way), and the requests the
+guard always lets pass must be matchConditions, so they never depend on the webhook being up.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from kubectl_gitops.core.drift import SYSTEM_DELETERS
+from kubectl_gitops.core.install import (
+    CLIENT_CA_CONFIGMAP,
+    GUARD_ENTRY,
+    WEBHOOK_NAME,
+    client_ca_configmap,
+    select,
+    with_client_ca,
+)
+from tests.unit.test_install_shape import hooks, pytestmark, rendered  # noqa: F401  (fixture, skip mark)
+
+JSON = dict[str, Any]
+APPLIER = "system:serviceaccount:kubectl-gitops-system:kubectl-gitops-applier"
+
+
+def by_name(objs: list[JSON]) -> dict[str, JSON]:
+    return {h["name"]: h for h in hooks(objs)}
+
+
+def test_default_install_fails_open_everywhere(rendered: list[JSON]) -> None:  # noqa: F811
+    assert {h["failurePolicy"] for h in hooks(select(rendered, webhook=True))} == {"Ignore"}
+
+
+@pytest.mark.parametrize("url", [None, "https://127.0.0.1:9443"])
+def test_fail_closed_changes_the_main_guard_entry_only(rendered: list[JSON], url: str | None) -> None:  # noqa: F811
+    before = by_name(select(rendered, webhook=True, webhook_url=url))
+    after = by_name(select(rendered, webhook=True, webhook_url=url, fail_closed=True))
+    assert after[GUARD_ENTRY]["failurePolicy"] == "Fail"
+    for name, hook in after.items():
+        if name != GUARD_ENTRY:
+            assert hook == before[name], f"{name} must stay as it is"
+    assert {k: v for k, v in after[GUARD_ENTRY].items() if k != "failurePolicy"} == \
+        {k: v for k, v in before[GUARD_ENTRY].items() if k != "failurePolicy"}
+
+
+def test_fail_closed_never_mutates_the_input(rendered: list[JSON]) -> None:  # noqa: F811
+    original = copy.deepcopy(rendered)
+    select(rendered, webhook=True, fail_closed=True)
+    assert rendered == original
+
+
+def test_the_guard_entry_skips_what_the_guard_always_allows(rendered: list[JSON]) -> None:  # noqa: F811
+    conditions = {c["name"]: c["expression"] for c in by_name(rendered)[GUARD_ENTRY]["matchConditions"]}
+    assert APPLIER in conditions["not-the-default-applier"]
+    system_delete = conditions["not-a-system-delete"]
+    assert "request.operation == 'DELETE'" in system_delete
+    for user in SYSTEM_DELETERS:  # the same users the guard itself lets delete (core/drift.py)
+        assert f"'{user}'" in system_delete
+    assert "deletionTimestamp" in conditions["not-being-deleted"]
+    assert "request.operation == 'UPDATE'" in conditions["not-being-deleted"]
+
+
+def test_client_ca_mounts_the_configmap_and_passes_the_flags(rendered: list[JSON]) -> None:  # noqa: F811
+    out = with_client_ca(select(rendered, webhook=True), "api-ca", ("kube-apiserver", "apiserver.example"))
+    deploy = next(o for o in out if o["kind"] == "Deployment" and o["metadata"]["name"] == WEBHOOK_NAME)
+    pod = deploy["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "client-ca")
+    assert volume["configMap"]["name"] == "api-ca"
+    container = pod["containers"][0]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "client-ca")
+    args = container["args"]
+    assert args[args.index("--client-ca-file") + 1] == f"{mount['mountPath']}/ca.crt"
+    assert [args[i + 1] for i, a in enumerate(args) if a == "--client-name"] == ["kube-apiserver",
+                                                                                  "apiserver.example"]
+    assert mount["readOnly"] is True
+    # probes stay certificate-free (the webhook only guards /validate and /mutate)
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+
+def test_client_ca_leaves_everything_else_alone(rendered: list[JSON]) -> None:  # noqa: F811
+    base = select(rendered, webhook=True)
+    out = with_client_ca(base, "api-ca")
+    assert [o for o in out if o["kind"] != "Deployment"] == [o for o in base if o["kind"] != "Deployment"]
+
+
+def test_client_ca_configmap_shape() -> None:
+    cm = client_ca_configmap(b"PEM")
+    assert cm["metadata"]["name"] == CLIENT_CA_CONFIGMAP
+    assert cm["metadata"]["namespace"] == "kubectl-gitops-system"
+    assert cm["data"] == {"ca.crt": "PEM"}
