@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -57,6 +57,7 @@ def run_checks(opts: GlobalOptions) -> list[CheckResult]:
     if kubectl_version:
         results.append(kubectl_skew(kubectl_version, server))
     _check_rbac(results, kube)
+    results += impersonation_checks(kube)
     from kubectl_gitops.cli.check_webhook import webhook_checks
 
     results += webhook_checks(kube)
@@ -119,3 +120,40 @@ def _check_rbac(results: list[CheckResult], kube: Kube) -> None:
         results.append(CheckResult("permissions", Outcome.FAILED,
                                    f"may not create CustomResourceDefinitions{why}: ask a cluster admin, "
                                    "or use a context with cluster-admin for `kubectl gitops install`"))
+
+
+def impersonation_checks(kube: Kube) -> list[CheckResult]:
+    """Bindings that let someone act as an applier (the default one, and every Sync's own)."""
+    from kubectl_gitops.constants import DEFAULT_APPLIER_SA, SYSTEM_NAMESPACE
+    from kubectl_gitops.core.discovery import ResourceInfo
+    from kubectl_gitops.core.errors import GitOpsError
+    from kubectl_gitops.core.impersonation import Account, analyse, check_results
+
+    def rbac(kind: str, plural: str, namespaced: bool) -> ResourceInfo:
+        return ResourceInfo("rbac.authorization.k8s.io", "v1", kind, plural, namespaced)
+
+    try:
+        syncs = _syncs(kube)
+        appliers = {Account(SYSTEM_NAMESPACE, DEFAULT_APPLIER_SA)}
+        appliers |= {Account(str(s["metadata"].get("namespace", "")), str(s["spec"]["serviceAccountName"]))
+                     for s in syncs if (s.get("spec") or {}).get("serviceAccountName")}
+        analysis = analyse(cluster_roles=kube.list(rbac("ClusterRole", "clusterroles", False)),
+                           roles=kube.list(rbac("Role", "roles", True)),
+                           cluster_role_bindings=kube.list(rbac("ClusterRoleBinding", "clusterrolebindings", False)),
+                           role_bindings=kube.list(rbac("RoleBinding", "rolebindings", True)),
+                           appliers=appliers)
+    except GitOpsError as err:
+        return [CheckResult("applier impersonation", Outcome.WARN, f"could not read RBAC or Syncs: {err}")]
+    return check_results(analysis, len(appliers))
+
+
+def _syncs(kube: Kube) -> list[dict[str, Any]]:
+    from kubectl_gitops.adapters.kube import ApiError
+    from kubectl_gitops.engine.record import SYNCS
+
+    try:
+        return kube.list(SYNCS)
+    except ApiError as err:
+        if err.status == 404:  # not installed yet: only the default applier to look at
+            return []
+        raise

@@ -1,6 +1,8 @@
 """The webhook part of `kubectl gitops check`: configurations, caBundle vs serving certificate,
-certificate expiry, and the endpoint answering (directly for a URL webhook, through the API
-server's service proxy for the in-cluster one: the same path the API server itself takes).
+certificate expiry, the endpoint answering (directly for a URL webhook, through the API
+server's service proxy for the in-cluster one: the same path the API server itself takes), and
+who may call it: an anonymous review must be refused, and a server dry-run that makes the API
+server call the webhook must arrive authenticated (the webhook's counters tell).
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from urllib.parse import urlsplit
 
 from kubectl_gitops.adapters import pki
 from kubectl_gitops.adapters.kube import ApiError, Kube
-from kubectl_gitops.constants import SYSTEM_NAMESPACE
+from kubectl_gitops.constants import LABEL_SYNC, SYSTEM_NAMESPACE
 from kubectl_gitops.core import install as shape
-from kubectl_gitops.core.checks import CheckResult, Outcome, cert_expiry, configurations
+from kubectl_gitops.core.checks import AuthCounts, CheckResult, Outcome, caller_auth, cert_expiry, configurations
 from kubectl_gitops.core.errors import GitOpsError
 
 CONFIGS = {
@@ -59,7 +61,73 @@ def _certificate_checks(kube: Kube, hooks: list[dict[str, Any]]) -> list[CheckRe
     days = (not_after - dt.datetime.now(dt.UTC)).total_seconds() / 86400
     results.append(cert_expiry(not_after.strftime("%Y-%m-%dT%H:%M:%SZ"), days))
     results.append(endpoint)
+    if endpoint.outcome is Outcome.OK:
+        results.append(_caller_auth(kube, _Endpoint(kube, url, ca_pem), _guard_policy(hooks)))
     return results
+
+
+def _guard_policy(hooks: list[dict[str, Any]]) -> str:
+    return next((str(h.get("failurePolicy", "Fail")) for h in hooks if h.get("name") == shape.GUARD_ENTRY), "Ignore")
+
+
+class _Endpoint:
+    """The webhook's own paths: directly at its URL, or through the API server's service proxy."""
+
+    def __init__(self, kube: Kube, url: str, ca_pem: bytes) -> None:
+        self.kube, self.ca_pem = kube, ca_pem
+        self.base = "{0.scheme}://{0.netloc}".format(urlsplit(url)) if url else ""
+
+    def call(self, method: str, path: str, body: bytes | None = None) -> tuple[int, str]:
+        if not self.base:
+            proxy = f"/api/v1/namespaces/{SYSTEM_NAMESPACE}/services/https:{shape.WEBHOOK_NAME}:443/proxy{path}"
+            try:
+                out = self.kube.request(method, proxy, body=body, accept="*/*", timeout=5)
+            except ApiError as err:
+                return err.status, str(err)
+            return 200, str(out)
+        import urllib.error
+        import urllib.request
+
+        ctx = ssl.create_default_context(cadata=self.ca_pem.decode())
+        req = urllib.request.Request(self.base + path, data=body, method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, context=ctx, timeout=5) as resp:
+                return int(resp.status), resp.read().decode(errors="replace")
+        except urllib.error.HTTPError as err:
+            return int(err.code), err.read().decode(errors="replace")
+
+    def counts(self) -> AuthCounts | None:
+        if not self.base:  # the proxy answers text, which kube.request cannot decode as JSON
+            return None
+        try:
+            code, text = self.call("GET", "/metrics")
+        except (OSError, GitOpsError, ValueError):
+            return None
+        return AuthCounts.parse(text) if code == 200 else None
+
+
+def _caller_auth(kube: Kube, endpoint: _Endpoint, failure_policy: str) -> CheckResult:
+    try:
+        _, answer = endpoint.call("POST", "/validate", b"{}")
+    except (OSError, GitOpsError, ValueError) as err:
+        return CheckResult("webhook callers", Outcome.WARN, f"could not send a test review to the webhook: {err}")
+    before = endpoint.counts()
+    _make_the_api_server_call(kube)
+    return caller_auth(answer, before, endpoint.counts(), failure_policy)
+
+
+def _make_the_api_server_call(kube: Kube) -> None:
+    """A server dry-run create of a labelled ConfigMap: the stamps entry sends it to the webhook,
+    nothing is stored. Refused or forbidden, it still tells (the counters); errors are ignored."""
+    probe = {"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"generateName": "kubectl-gitops-check-", "labels": {LABEL_SYNC: "check"}}}
+    for _ in range(3):  # in-cluster, a few tries reach both replicas
+        try:
+            kube.request("POST", "/api/v1/namespaces/default/configmaps", body=probe, query={"dryRun": "All"},
+                         timeout=10)
+        except GitOpsError:
+            return
 
 
 def _ca_matches(ca_pem: bytes, cert_pem: bytes, url: str) -> CheckResult:

@@ -89,3 +89,64 @@ def configurations(present: dict[str, bool]) -> CheckResult:
         return CheckResult("webhook", Outcome.FAILED, f"configuration(s) missing: {', '.join(missing)}; "
                            "run `kubectl gitops install` again")
     return CheckResult("webhook", Outcome.OK, f"configurations present: {', '.join(sorted(present))}")
+
+
+# ------------------------------------------------------------------ who may call the webhook
+
+CLIENT_AUTH = "webhook callers"
+AUTH_DOC = "docs/webhook.md, 'Only the API server may call the webhook'"
+REFUSAL_MARK = "client certificate required"
+
+
+def metric_total(exposition: str, name: str) -> float:
+    """The sum of every sample of counter `name` (all label sets) in a Prometheus text exposition."""
+    total = 0.0
+    for line in exposition.splitlines():
+        if line.startswith(name) and line[len(name):len(name) + 1] in ("{", " "):
+            try:
+                total += float(line.rsplit(" ", 1)[1])
+            except (IndexError, ValueError):
+                continue
+    return total
+
+
+@dataclass(frozen=True)
+class AuthCounts:
+    """The webhook's counters of authenticated reviews and refused callers, at one moment."""
+
+    authenticated: float
+    refused: float
+
+    @classmethod
+    def parse(cls, exposition: str) -> AuthCounts:
+        return cls(metric_total(exposition, "kubectl_gitops_webhook_authenticated_reviews_total"),
+                   metric_total(exposition, "kubectl_gitops_webhook_refused_callers_total"))
+
+
+def caller_auth(anonymous_answer: str, before: AuthCounts | None, after: AuthCounts | None,
+                failure_policy: str) -> CheckResult:
+    """Judge the webhook's caller authentication from an anonymous POST to /validate (its answer)
+    and the counters before/after a server dry-run that makes the API server call the webhook."""
+    if REFUSAL_MARK not in anonymous_answer:
+        return CheckResult(CLIENT_AUTH, Outcome.WARN,
+                           "the webhook answers reviews from any caller that reaches it (denials name Syncs, "
+                           "sources, paths, revisions): configure the API server's client certificate and "
+                           f"install with --client-ca-file ({AUTH_DOC})")
+    if before is None or after is None:
+        return CheckResult(CLIENT_AUTH, Outcome.WARN, "the webhook refuses callers without a client certificate; "
+                           "could not confirm that the API server presents one (its /metrics unreadable from "
+                           "here): kubectl_gitops_webhook_refused_callers_total must stay flat")
+    if after.authenticated > before.authenticated:
+        return CheckResult(CLIENT_AUTH, Outcome.OK, "reviews only from the API server (client certificate "
+                           "verified; anonymous callers refused)")
+    if after.refused > before.refused:
+        effect = ("every guarded update and delete is refused" if failure_policy == "Fail"
+                  else "with failurePolicy Ignore nothing is guarded")
+        return CheckResult(CLIENT_AUTH, Outcome.FAILED,
+                           "the API server calls the webhook without the client certificate it requires: its "
+                           f"reviews are refused, so {effect}. Give the API server an AdmissionConfiguration "
+                           f"(--admission-control-config-file) with a client certificate for the webhook ({AUTH_DOC})")
+    return CheckResult(CLIENT_AUTH, Outcome.WARN,
+                       "the webhook refuses callers without a client certificate, but a test request (server "
+                       "dry-run) was not seen by it: the API server's certificate may fail the TLS handshake "
+                       "(another CA?); see the webhook's log")

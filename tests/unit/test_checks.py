@@ -5,13 +5,16 @@ from __future__ import annotations
 import pytest
 
 from kubectl_gitops.core.checks import (
+    AuthCounts,
     CheckResult,
     Outcome,
+    caller_auth,
     cert_expiry,
     client_skew,
     configurations,
     exit_code,
     kubectl_skew,
+    metric_total,
     minor_of,
 )
 
@@ -149,3 +152,44 @@ def test_configurations_half_present_fails() -> None:
     assert "kubectl-gitops-drift-guard" in result.detail
     assert "kubectl-gitops-stamps" not in result.detail
     assert exit_code([result]) == 1
+
+
+# ------------------------------------------------------------------ webhook callers
+
+REFUSED = '{"error": "this endpoint answers the Kubernetes API server only (client certificate required)"}'
+EXPOSITION = """# HELP kubectl_gitops_webhook_refused_callers_total x
+# TYPE kubectl_gitops_webhook_refused_callers_total counter
+kubectl_gitops_webhook_refused_callers_total{endpoint="/validate",reason="no-certificate"} 2.0
+kubectl_gitops_webhook_refused_callers_total{endpoint="/mutate",reason="unexpected-name"} 1.0
+kubectl_gitops_webhook_refused_callers_created{endpoint="/validate",reason="no-certificate"} 1.7e9
+kubectl_gitops_webhook_authenticated_reviews_total{endpoint="/mutate"} 3.0
+"""
+
+
+def test_metric_total_sums_label_sets_and_ignores_lookalikes() -> None:
+    assert metric_total(EXPOSITION, "kubectl_gitops_webhook_refused_callers_total") == 3.0
+    assert AuthCounts.parse(EXPOSITION) == AuthCounts(3.0, 3.0)
+    assert metric_total("", "x") == 0.0
+
+
+def test_a_webhook_that_answers_anyone_is_a_warning() -> None:
+    r = caller_auth('{"error": "malformed"}', None, None, "Ignore")
+    assert r.outcome is Outcome.WARN and "any caller" in r.detail and "--client-ca-file" in r.detail
+
+
+def test_authenticated_reviews_arriving_is_ok() -> None:
+    assert caller_auth(REFUSED, AuthCounts(1, 5), AuthCounts(2, 5), "Ignore").outcome is Outcome.OK
+
+
+@pytest.mark.parametrize("policy, effect", [("Ignore", "nothing is guarded"),
+                                            ("Fail", "every guarded update and delete is refused")])
+def test_an_api_server_without_its_client_certificate_fails(policy: str, effect: str) -> None:
+    r = caller_auth(REFUSED, AuthCounts(0, 1), AuthCounts(0, 4), policy)
+    assert r.outcome is Outcome.FAILED
+    assert effect in r.detail and "--admission-control-config-file" in r.detail
+
+
+def test_nothing_seen_is_a_warning_pointing_at_the_log() -> None:
+    r = caller_auth(REFUSED, AuthCounts(0, 1), AuthCounts(0, 1), "Ignore")
+    assert r.outcome is Outcome.WARN and "log" in r.detail
+    assert caller_auth(REFUSED, None, None, "Ignore").outcome is Outcome.WARN
