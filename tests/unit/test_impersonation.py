@@ -147,3 +147,10 @@ def test_check_output_when_clean() -> None:
 def test_a_long_subject_list_is_shortened() -> None:
     (finding,) = run(rbs=[binding("crowd", "edit", [user(f"u{i}") for i in range(9)], "team-a")]).findings
     assert "and 6 more" in finding.message()
+
+
+def test_an_applier_acting_as_itself_is_no_finding() -> None:
+    me = {"kind": "ServiceAccount", "namespace": TENANT.namespace, "name": TENANT.name}
+    assert run(rbs=[binding("deployer-admin", "edit", [me], "team-a")]).findings == ()
+    (finding,) = run(rbs=[binding("shared", "edit", [me, user("bob")], "team-a")]).findings
+    assert finding.subjects == ("User bob",)
