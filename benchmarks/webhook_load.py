@@ -85,7 +85,18 @@ def free_port() -> int:
 # ------------------------------------------------------------------ server side
 
 
-def run_server(cert: str, key: str, port: int, workers: int, threads: int) -> None:
+def client_pki(dirname: str) -> tuple[str, str, str]:
+    """A client CA for the server and the API server's client certificate for the driver."""
+    from kubectl_gitops.adapters import pki
+
+    ca = pki.make_ca("bench client CA")
+    ca_path, cert_path, key_path = (os.path.join(dirname, n) for n in ("client-ca.crt", "client.crt", "client.key"))
+    Path(ca_path).write_bytes(ca.cert_pem)
+    pki.issue(ca, "kube-apiserver-webhook-client", client=True).write(Path(cert_path), Path(key_path))
+    return ca_path, cert_path, key_path
+
+
+def run_server(cert: str, key: str, port: int, workers: int, threads: int, client_ca: str | None = None) -> None:
     from kubectl_gitops_webhook.app import create_app
     from kubectl_gitops_webhook.serve import ServeOptions, serve
 
@@ -99,7 +110,8 @@ def run_server(cert: str, key: str, port: int, workers: int, threads: int) -> No
 
     app = create_app(lambda: lookup, fetch)
     serve(app, ServeOptions(certfile=cert, keyfile=key, bind=f"127.0.0.1:{port}", workers=workers,
-                            threads=threads, loglevel="warning"))
+                            threads=threads, loglevel="warning", client_ca_file=client_ca,
+                            client_names=("kube-apiserver-webhook-client",) if client_ca else ()))
 
 
 def wait_ready(port: int, context: ssl.SSLContext, timeout: float = 30.0) -> None:
@@ -162,20 +174,22 @@ def machine_busy_seconds() -> float:
 # ------------------------------------------------------------------ driver side
 
 
-def client_context(cert: str) -> ssl.SSLContext:
+def client_context(cert: str, client: tuple[str, str] | None = None) -> ssl.SSLContext:
     ctx = ssl.create_default_context(cafile=cert)
+    if client:  # the API server's client certificate and key, when the server requires one
+        ctx.load_cert_chain(*client)
     ctx.check_hostname = False  # we connect by IP; the SAN has it, but keep the driver simple
     return ctx
 
 
-def drive(job: tuple[str, int, int, int, int]) -> tuple[list[float], int, float]:
+def drive(job: tuple[str, int, int, int, int, tuple[str, str] | None]) -> tuple[list[float], int, float]:
     """One driver process: `connections` keep-alive connections, `requests` reviews each.
 
     Returns the latencies, the error count and the CPU seconds this process spent driving."""
-    cert, port, connections, requests, seed = job
+    cert, port, connections, requests, seed, client = job
     cpu_started = time.process_time()
     bodies = [(path, (FIXTURES / name).read_bytes()) for path, name in MIX]
-    context = client_context(cert)
+    context = client_context(cert, client)
     latencies: list[float] = []
     errors = [0]
     lock = threading.Lock()
@@ -226,16 +240,23 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=250, help="reviews per connection")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (the served default)")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (the served default)")
+    parser.add_argument("--client-cert", action=argparse.BooleanOptionalAction, default=True,
+                        help="the server requires the API server's client certificate, as served (default)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         cert, key = self_signed(tmp)
+        client_ca, client = None, None
+        if args.client_cert:
+            client_ca, client_cert, client_key = client_pki(tmp)
+            client = (client_cert, client_key)
         port = free_port()
-        server = multiprocessing.Process(target=run_server, args=(cert, key, port, args.workers, args.threads))
+        server = multiprocessing.Process(target=run_server, args=(cert, key, port, args.workers, args.threads,
+                                                                  client_ca))
         server.start()
         try:
-            wait_ready(port, client_context(cert))
-            jobs = [(cert, port, args.connections, args.requests, n) for n in range(args.processes)]
+            wait_ready(port, client_context(cert, client))
+            jobs = [(cert, port, args.connections, args.requests, n, client) for n in range(args.processes)]
             assert server.pid is not None
             with multiprocessing.Pool(args.processes) as pool:
                 pool.map(time.sleep, [0.0] * args.processes)  # pool processes up before the clock starts
@@ -254,7 +275,8 @@ def main() -> None:
     driver_cpu = sum(c for _, _, c in results)
     total = len(latencies)
     print(f"webhook: {args.workers} worker(s) x {args.threads} threads; driver: {args.processes} processes x "
-          f"{args.connections} keep-alive TLS connections x {args.requests} reviews")
+          f"{args.connections} keep-alive TLS connections x {args.requests} reviews; client certificate "
+          f"{'required' if args.client_cert else 'not required'}")
     print(f"reviews: {total} ok, {errors} errors in {elapsed:.2f}s -> {total / elapsed:.0f} reviews/s")
     if latencies:
         ms = [x * 1000 for x in latencies]

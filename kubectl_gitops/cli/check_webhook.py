@@ -17,7 +17,15 @@ from kubectl_gitops.adapters import pki
 from kubectl_gitops.adapters.kube import ApiError, Kube
 from kubectl_gitops.constants import LABEL_SYNC, SYSTEM_NAMESPACE
 from kubectl_gitops.core import install as shape
-from kubectl_gitops.core.checks import AuthCounts, CheckResult, Outcome, caller_auth, cert_expiry, configurations
+from kubectl_gitops.core.checks import (
+    CLIENT_AUTH,
+    AuthCounts,
+    CheckResult,
+    Outcome,
+    caller_auth,
+    cert_expiry,
+    configurations,
+)
 from kubectl_gitops.core.errors import GitOpsError
 
 CONFIGS = {
@@ -111,7 +119,7 @@ def _caller_auth(kube: Kube, endpoint: _Endpoint, failure_policy: str) -> CheckR
     try:
         _, answer = endpoint.call("POST", "/validate", b"{}")
     except (OSError, GitOpsError, ValueError) as err:
-        return CheckResult("webhook callers", Outcome.WARN, f"could not send a test review to the webhook: {err}")
+        return CheckResult(CLIENT_AUTH, Outcome.WARN, f"could not send a test review to the webhook: {err}")
     before = endpoint.counts()
     _make_the_api_server_call(kube)
     return caller_auth(answer, before, endpoint.counts(), failure_policy)

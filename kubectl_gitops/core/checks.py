@@ -93,7 +93,7 @@ def configurations(present: dict[str, bool]) -> CheckResult:
 
 # ------------------------------------------------------------------ who may call the webhook
 
-CLIENT_AUTH = "webhook callers"
+CLIENT_AUTH = "admission callers"  # not "webhook …": scripts match the "webhook" lines by prefix
 AUTH_DOC = "docs/webhook.md, 'Only the API server may call the webhook'"
 REFUSAL_MARK = "client certificate required"
 

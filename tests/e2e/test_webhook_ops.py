@@ -285,7 +285,7 @@ def check_lines(wh: Cluster, name: str) -> tuple[Run, list[str]]:
 
 
 def test_check_confirms_only_the_api_server_calls(wh: Cluster) -> None:
-    out, lines = check_lines(wh, "webhook callers")
+    out, lines = check_lines(wh, "admission callers")
     assert len(lines) == 1, out.output
     assert lines[0].startswith("ok ") and "only from the API server" in lines[0], out.output
 
@@ -387,7 +387,7 @@ def test_check_fails_when_the_api_server_presents_no_client_certificate(wh: Clus
     client_config.write_text(yaml.safe_dump(broken))
     try:
         restart_apiserver(wh)
-        out, lines = check_lines(wh, "webhook callers")
+        out, lines = check_lines(wh, "admission callers")
         assert out.returncode == 1, out.output
         assert len(lines) == 1 and lines[0].startswith("failed "), out.output
         assert "without the client certificate" in lines[0] and "--admission-control-config-file" in lines[0], lines[0]
@@ -395,7 +395,7 @@ def test_check_fails_when_the_api_server_presents_no_client_certificate(wh: Clus
     finally:
         client_config.write_text(good)
         restart_apiserver(wh)
-    out, lines = check_lines(wh, "webhook callers")
+    out, lines = check_lines(wh, "admission callers")
     assert lines and lines[0].startswith("ok "), out.output
 
 
