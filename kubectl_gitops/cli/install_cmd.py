@@ -86,7 +86,11 @@ def _hardening(webhook: bool, webhook_url: str | None, fail_closed: bool, config
     if fail_closed and not webhook:
         raise UsageError("--fail-closed needs the webhook (drop --no-webhook)")
     if ca_file is not None:
-        return Hardening(fail_closed, configmap or shape.CLIENT_CA_CONFIGMAP, names, ca_file.read_bytes())
+        pem = ca_file.read_bytes()
+        if b"-----BEGIN CERTIFICATE-----" not in pem:
+            raise UsageError(f"{ca_file} holds no PEM certificate (--client-ca-file: the CA of the API server's "
+                             "client certificate for webhooks)")
+        return Hardening(fail_closed, configmap or shape.CLIENT_CA_CONFIGMAP, names, pem)
     return Hardening(fail_closed, configmap, names)
 
 
