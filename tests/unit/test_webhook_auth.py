@@ -152,3 +152,25 @@ def test_policy_names_come_from_cn_and_dns_sans() -> None:
     assert ClientPolicy().refusal(peer) is None
     assert ClientPolicy().refusal(None) == "no-certificate"
     assert ClientPolicy().refusal({}) == "no-certificate"
+
+
+def test_the_client_ca_is_reloaded_with_the_serving_pair(tmp_path: Path) -> None:
+    from kubectl_gitops_webhook.serve import ReloadingSSLContext
+
+    serving_ca = pki.make_ca("serving CA")
+    pki.issue(serving_ca, "webhook", hosts=("127.0.0.1",), server=True).write(tmp_path / "tls.crt",
+                                                                                tmp_path / "tls.key")
+    (tmp_path / "client-ca.crt").write_bytes(pki.make_ca("first client CA").cert_pem)
+    now = [0.0]
+    hook = ReloadingSSLContext(str(tmp_path / "tls.crt"), str(tmp_path / "tls.key"), check_interval=1.0,
+                               clock=lambda: now[0], cafile=str(tmp_path / "client-ca.crt"))
+
+    def factory() -> ssl.SSLContext:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(tmp_path / "client-ca.crt"))
+        ctx.load_cert_chain(str(tmp_path / "tls.crt"), str(tmp_path / "tls.key"))
+        return ctx
+
+    first = hook(None, factory)
+    (tmp_path / "client-ca.crt").write_bytes(pki.make_ca("rotated client CA with a longer name").cert_pem)
+    now[0] = 2.0
+    assert hook(None, factory) is not first and hook.reloads == 1
