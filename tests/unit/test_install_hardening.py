@@ -60,8 +60,11 @@ def test_the_guard_entry_skips_what_the_guard_always_allows(rendered: list[JSON]
     assert "request.operation == 'DELETE'" in system_delete
     for user in SYSTEM_DELETERS:  # the same users the guard itself lets delete (core/drift.py)
         assert f"'{user}'" in system_delete
-    assert "deletionTimestamp" in conditions["not-being-deleted"]
-    assert "request.operation == 'UPDATE'" in conditions["not-being-deleted"]
+    finalizing = conditions["not-a-system-finalizer-update"]
+    assert "deletionTimestamp" in finalizing
+    assert "request.operation == 'UPDATE'" in finalizing
+    for user in SYSTEM_DELETERS:  # only the control plane: anyone else's edit of a terminating object is judged
+        assert f"'{user}'" in finalizing
 
 
 def test_client_ca_mounts_the_configmap_and_passes_the_flags(rendered: list[JSON]) -> None:  # noqa: F811
