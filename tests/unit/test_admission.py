@@ -229,7 +229,7 @@ def test_broken_body_still_yields_its_uid(body: str) -> None:
 def test_wrong_field_after_uid_carries_the_uid() -> None:
     doc = load("deployment_delete.json")
     doc["request"]["operation"] = "PATCH"
-    with pytest.raises(MalformedReview, match="request.operation") as info:
+    with pytest.raises(MalformedReview, match=r"request\.operation") as info:
         parse_review(json.dumps(doc))
     assert info.value.uid == doc["request"]["uid"]
 

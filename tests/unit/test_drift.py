@@ -468,7 +468,7 @@ def test_control_plane_controllers_may_change_owner_references_and_finalizers(us
 
 
 def test_gc_may_remove_an_owner_reference_git_declares_when_orphaning() -> None:
-    ref_key = 'k:{"uid":"%s"}' % OWNER_REF["uid"]
+    ref_key = "k:" + json.dumps({"uid": OWNER_REF["uid"]}, separators=(",", ":"))
 
     def declared_ref(o: dict[str, Any]) -> None:
         add_owner_ref()(o)
