@@ -51,6 +51,7 @@ from kubectl_gitops.core.admission import MAX_WARNING, AdmissionRequest, Admissi
 from kubectl_gitops.core.bounded import LimitExceeded, same
 from kubectl_gitops.core.managed_fields import (
     MAX_LIST_ITEMS,
+    MISSING,
     FieldPath,
     changed_owned,
     format_path,
@@ -228,7 +229,7 @@ def _changed_fields(old: Mapping[str, Any], new: Mapping[str, Any] | None, contr
     if controller:
         owned, owned_after = _without_lifecycle(owned), _without_lifecycle(owned_after)
     fields = changed_owned(old, new, owned)
-    _extend(fields, (f for f in declared.changed_lost(old, new) if not (controller and _is_lifecycle(f))))
+    _extend(fields, (f for f in _changed_declared(old, new) if not (controller and _is_lifecycle(f))))
     for label in (LABEL_SYNC, LABEL_SYNC_NAMESPACE):
         if _label(old, label) != _label(new, label):
             _extend(fields, [format_path((("f", "metadata"), ("f", "labels"), ("f", label)))])
@@ -239,6 +240,21 @@ def _changed_fields(old: Mapping[str, Any], new: Mapping[str, Any] | None, contr
     if not fields and owned_after != owned:
         fields.append(RECORD_FIELD)
     return fields
+
+
+def _changed_declared(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Declared paths our manager no longer owns whose value changes (declared.changed_lost, with
+    JSON number equality (1 == 1.0) and the bounded, iterative comparison)."""
+    trie = declared.recorded(old)
+    if trie is None:
+        return []
+    changed = []
+    for path in declared.lost_paths(trie, old):
+        before, after = declared.value_at(old, path), declared.value_at(new, path)
+        if (before is MISSING) != (after is MISSING) or (
+                before is not MISSING and not same(before, after, where="a declared value")):
+            changed.append(format_path(tuple(("f", key) for key in path)))
+    return changed
 
 
 def _extend(fields: list[str], more: Iterable[str]) -> None:
