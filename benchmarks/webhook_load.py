@@ -184,6 +184,10 @@ def prepare_cluster(name: str) -> str:
     """Start (or reuse) the dev control plane and create what the recorded reviews refer to."""
     gitops_cli("kubectl-gitops", "dev", "up", "--name", name)
     kubeconfig = gitops_cli("kubectl-gitops", "dev", "kubeconfig", "--name", name, "--path").strip()
+    crds = Path(__file__).resolve().parent.parent / "manifests" / "crds"
+    gitops_cli("kubectl", "apply", "--server-side", "-k", str(crds), kubeconfig=kubeconfig)
+    gitops_cli("kubectl", "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s",
+               kubeconfig=kubeconfig)
     for ns in (SYNC.namespace, "shop"):
         gitops_cli("kubectl", "create", "namespace", ns, kubeconfig=kubeconfig, check=False)
     gitops_cli("kubectl-gitops", "-n", SYNC.namespace, "create", "source", "shop", "--url", SYNC.source_url,

@@ -292,3 +292,15 @@ def test_trusted_controllers_reach_the_guard() -> None:
     app = create_app(lambda: lookup, None, trusted_controllers=["system:serviceaccount:ops:op"])
     _, passed = post(app.test_client(), "/validate", doc)
     assert passed["response"]["allowed"] is True
+
+
+def test_mutate_never_patches_an_object_it_could_not_read() -> None:
+    """A map read as None may exist: "add" on it would replace it, so no stamp at all."""
+    doc = raw("configmap_create_by_applier.json")
+    doc["request"]["object"]["data"] = "@deep"
+    body = json.dumps(doc).replace('"@deep"', '{"k":' * 5000 + "{}" + "}" * 5000).encode()
+    code, out = post(client_of(), "/mutate", body)
+    assert code == 200 and out["response"]["allowed"] is True and "patch" not in out["response"]
+    doc["request"]["object"]["data"] = {"k": "v"}
+    _, stamped = post(client_of(), "/mutate", doc)
+    assert "patch" in stamped["response"]  # control: the same create, readable, is stamped
