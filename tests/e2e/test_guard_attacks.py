@@ -38,7 +38,7 @@ from tests.e2e.webhookworld import (
     retry_until,
     webhook_cluster,
 )
-from tests.helpers import Run
+from tests.helpers import Run, kubectl
 
 __all__ = ["app", "make_app"]  # fixtures, used by name
 
@@ -120,6 +120,55 @@ def test_deep_managed_fields_stored_while_suspended_do_not_unlock_the_object(app
     assert_refused(app, app.kubectl("bob", "delete", "configmap", "cfg", "--wait=false"), "delete refused",
                    "ConfigMap", "cfg")
     assert data(app) == before
+
+
+WIDGETS = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.guard-e2e.example
+spec:
+  group: guard-e2e.example
+  scope: Namespaced
+  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec: {type: object, x-kubernetes-preserve-unknown-fields: true}
+---
+apiVersion: guard-e2e.example/v1
+kind: Widget
+metadata:
+  name: w
+spec:
+  size: 1
+"""
+
+
+def test_deep_value_in_a_custom_resource_is_refused(make_app: Callable[..., App], tmp_path: Path) -> None:
+    """A custom resource that preserves unknown fields stores any nesting its clients send."""
+    app = make_app(manifest=WIDGETS)
+    deep = '{"x":' * DEEP + "1" + "}" * DEEP
+    patch = tmp_path / "deep-spec.json"
+    patch.write_text(f'{{"spec":{{"size":1,"extra":{deep}}}}}')
+    result = app.kubectl("admin", "patch", "widgets.guard-e2e.example", "w", "--type=merge", "--patch-file",
+                         str(patch))
+    message = assert_refused(app, result, "could not analyse", "Widget", "w")
+    assert "nested too deeply" in message, message
+    spec = app.get("widgets.guard-e2e.example", "w")["spec"]
+    assert spec == {"size": 1}
+    # Control: the same patch on a Widget no Sync manages is stored (the API server takes it).
+    unmanaged = kubectl("-n", app.ns, "create", "-f", "-", kubeconfig=app.cluster.kubeconfig, input=json.dumps(
+        {"apiVersion": "guard-e2e.example/v1", "kind": "Widget", "metadata": {"name": "mine"}, "spec": {}}))
+    assert "created" in unmanaged.output
+    stored = app.kubectl("admin", "patch", "widgets.guard-e2e.example", "mine", "--type=merge", "--patch-file",
+                         str(patch))
+    assert stored.returncode == 0, stored.output
 
 
 # ------------------------------------------------------------------ 2. no deletion through the garbage collector
