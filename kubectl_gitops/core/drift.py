@@ -38,6 +38,7 @@ and what they deliberately don't):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -45,7 +46,13 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
-from kubectl_gitops.constants import ANNOTATION_REVISION, FIELD_MANAGER, LABEL_SYNC, LABEL_SYNC_NAMESPACE
+from kubectl_gitops.constants import (
+    ANNOTATION_FIELDS,
+    ANNOTATION_REVISION,
+    FIELD_MANAGER,
+    LABEL_SYNC,
+    LABEL_SYNC_NAMESPACE,
+)
 from kubectl_gitops.core import declared
 from kubectl_gitops.core.admission import MAX_WARNING, AdmissionRequest, AdmissionResponse, allow
 from kubectl_gitops.core.bounded import LimitExceeded, same
@@ -55,6 +62,7 @@ from kubectl_gitops.core.managed_fields import (
     FieldPath,
     changed_owned,
     format_path,
+    manager_entries,
     owned_paths,
 )
 
@@ -225,9 +233,9 @@ def _changed_fields(old: Mapping[str, Any], new: Mapping[str, Any] | None, contr
     """Changed Git fields; a controller's changes to ownerReferences and finalizers don't count."""
     if new is None:
         return []
-    owned, owned_after = owned_paths(old), owned_paths(new)
+    owned = owned_paths(old)
     if controller:
-        owned, owned_after = _without_lifecycle(owned), _without_lifecycle(owned_after)
+        owned = _without_lifecycle(owned)
     fields = changed_owned(old, new, owned)
     _extend(fields, (f for f in _changed_declared(old, new) if not (controller and _is_lifecycle(f))))
     for label in (LABEL_SYNC, LABEL_SYNC_NAMESPACE):
@@ -237,15 +245,32 @@ def _changed_fields(old: Mapping[str, Any], new: Mapping[str, Any] | None, contr
         _extend(fields, _added_finalizers(old, new, owned) + _added_owner_refs(old, new, owned))
     # A changed owned value also moves ownership in the record; report the record only when it
     # changed on its own (someone rewrote managedFields to disown Git's fields before editing).
-    if not fields and owned_after != owned:
+    if not fields and _record_changed(old, new, owned, controller):
         fields.append(RECORD_FIELD)
     return fields
+
+
+def _record_changed(old: Mapping[str, Any], new: Mapping[str, Any], owned: frozenset[FieldPath],
+                    controller: bool) -> bool:
+    """Whether our manager's managedFields record owns other paths in `new` than in `old`.
+
+    Usually the entries are the very same JSON, which one comparison shows (it can't recurse
+    deeper than the old entries, which were just decoded within bounds); only otherwise is the new
+    record decoded.
+    """
+    if [e.get("fieldsV1") for e in manager_entries(old)] == [e.get("fieldsV1") for e in manager_entries(new)]:
+        return False
+    after = owned_paths(new)
+    return (_without_lifecycle(after) if controller else after) != owned
 
 
 def _changed_declared(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """Declared paths our manager no longer owns whose value changes (declared.changed_lost, with
     JSON number equality (1 == 1.0) and the bounded, iterative comparison)."""
-    trie = declared.recorded(old)
+    meta = old.get("metadata")
+    notes = meta.get("annotations") if isinstance(meta, Mapping) else None
+    text = notes.get(ANNOTATION_FIELDS) if isinstance(notes, Mapping) else None
+    trie = _decode_record(text) if isinstance(text, str) else None
     if trie is None:
         return []
     changed = []
@@ -255,6 +280,11 @@ def _changed_declared(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[st
                 before is not MISSING and not same(before, after, where="a declared value")):
             changed.append(format_path(tuple(("f", key) for key in path)))
     return changed
+
+
+# The same objects come back review after review; their record is a bounded string (declared.MAX_BYTES),
+# so a small cache of decoded records costs at most a few MiB. The tries are shared: read only.
+_decode_record: Final = functools.lru_cache(maxsize=512)(declared.decode)
 
 
 def _extend(fields: list[str], more: Iterable[str]) -> None:
