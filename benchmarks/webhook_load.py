@@ -271,7 +271,7 @@ def client_context(cert: str) -> ssl.SSLContext:
     return ctx
 
 
-def drive(job: tuple[str, int, int, int, int]) -> tuple[list[float], int, float]:
+def drive(job: tuple[str, int, int, int, int]) -> tuple[list[tuple[int, float]], int, float]:
     """One driver process: `connections` keep-alive connections, `requests` reviews each.
 
     Returns the latencies, the error count and the CPU seconds this process spent driving."""
@@ -279,13 +279,13 @@ def drive(job: tuple[str, int, int, int, int]) -> tuple[list[float], int, float]
     cpu_started = time.process_time()
     bodies = [(path, body_of(name)) for path, name in MIX]
     context = client_context(cert)
-    latencies: list[float] = []
+    latencies: list[tuple[int, float]] = []
     errors = [0]
     lock = threading.Lock()
 
     def one_connection(offset: int) -> None:
         conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
-        mine: list[float] = []
+        mine: list[tuple[int, float]] = []
         failed = 0
         for i in range(requests):
             path, body = bodies[(i + offset) % len(bodies)]
@@ -300,7 +300,8 @@ def drive(job: tuple[str, int, int, int, int]) -> tuple[list[float], int, float]
                 failed += 1
                 conn.close()
                 conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
-            mine.append(time.perf_counter() - started)  # a failed request counts, at the time it failed
+            # a failed request counts, at the time it failed
+            mine.append(((i + offset) % len(bodies), time.perf_counter() - started))
         conn.close()
         with lock:
             latencies.extend(mine)
@@ -346,6 +347,7 @@ class RunResult:
     server_cpu: float
     driver_cpu: float
     busy: float
+    per_item: dict[int, tuple[float, float]]
 
 
 def one_run(pool: Any, jobs: list[tuple[str, int, int, int, int]], server_pid: int) -> RunResult:
@@ -354,11 +356,17 @@ def one_run(pool: Any, jobs: list[tuple[str, int, int, int, int]], server_pid: i
     results = pool.map(drive, jobs)
     elapsed = time.perf_counter() - started
     server_cpu, busy = tree_cpu_seconds(server_pid) - server_cpu, machine_busy_seconds() - busy
-    ms = sorted(x * 1000 for lat, _, _ in results for x in lat)
+    ms = sorted(x * 1000 for lat, _, _ in results for _, x in lat)
+    per_item: dict[int, list[float]] = {}
+    for lat, _, _ in results:
+        for item, x in lat:
+            per_item.setdefault(item, []).append(x * 1000)
     return RunResult(total=len(ms), errors=sum(e for _, e, _ in results), elapsed=elapsed,
                      p50=percentile(ms, 0.50), p90=percentile(ms, 0.90), p99=percentile(ms, 0.99),
                      worst=ms[-1] if ms else float("nan"), mean=statistics.fmean(ms) if ms else float("nan"),
-                     server_cpu=server_cpu, driver_cpu=sum(c for _, _, c in results), busy=busy)
+                     server_cpu=server_cpu, driver_cpu=sum(c for _, _, c in results), busy=busy,
+                     per_item={i: (percentile(sorted(v), 0.5), percentile(sorted(v), 0.99))
+                               for i, v in sorted(per_item.items())})
 
 
 def report(run: RunResult, label: str) -> None:
@@ -372,6 +380,8 @@ def report(run: RunResult, label: str) -> None:
     print(f"  cpu s ({cores} cores x {run.elapsed:.1f}s = {cores * run.elapsed:.1f}): server {run.server_cpu:.1f} "
           f"({run.server_cpu * per:.2f} ms/review), driver {run.driver_cpu:.1f}, other {other:.1f} "
           f"(API server, etcd, other users), idle {max(0.0, cores * run.elapsed - run.busy):.1f}")
+    print("  p50/p99 ms by review: " + ", ".join(
+        f"{MIX[i][1].split('.')[0].split(' ')[-1]} {p50:.1f}/{p99:.1f}" for i, (p50, p99) in run.per_item.items()))
 
 
 def summary(runs: list[RunResult]) -> None:
