@@ -150,10 +150,10 @@ def review(req: AdmissionRequest, lookup: SyncLookup, *, break_glass_group: str,
     try:
         fields = _violations(req, subject, trusted)
     except LimitExceeded as err:
-        fields, problem = ["(not analysed)"], str(err)
+        fields, problem = [], str(err)
     except RecursionError:  # a last net: every walk above is iterative and bounded
-        fields, problem = ["(not analysed)"], "a value is nested too deeply to compare"
-    if not fields:
+        fields, problem = [], "a value is nested too deeply to compare"
+    if not fields and not problem:
         return allow(req, "NoOwnedFieldChanged")
     # The object's own stamp names the revision that last applied it; the Sync's status may lag
     # (or be cached from before the first run).
@@ -206,7 +206,10 @@ def _gate(req: AdmissionRequest, owner: tuple[str, str], lookup: SyncLookup) -> 
 
 
 def _violations(req: AdmissionRequest, subject: Mapping[str, Any], trusted: frozenset[str]) -> list[str]:
-    """What the request does to Git's fields: ["(delete)"], the changed paths, or []."""
+    """What the request does to Git's fields: ["(delete)"], the changed paths, or [].
+
+    Raises LimitExceeded when the request can't be fully read or analysed within the bounds.
+    """
     if req.operation == "DELETE":
         return ["(delete)"]
     if req.unreadable:
