@@ -4,8 +4,14 @@ Endpoints: POST /validate (drift guard), POST /mutate (ownership/revision stamps
 /readyz, /metrics. The handlers parse, fetch what the core needs, call it, and answer; they
 decide nothing themselves except what to do when the core could not decide:
 
-* A body that is not an AdmissionReview v1 gets HTTP 400 `{"error": reason}`. The API server
-  then applies the webhook configuration's failurePolicy, which is where that belongs.
+* A body that is not an AdmissionReview v1 but whose `request.uid` can be read (the API server
+  writes it first, so it survives anything a client stored in an object) gets a well-formed
+  review: /validate REFUSES it (its entries only send objects labelled as managed and scale
+  requests, so what can't be read is refused, never waved through by `failurePolicy: Ignore`),
+  /mutate allows it without a patch. Only a body without a readable uid gets HTTP 400
+  `{"error": reason}`: there is nobody to answer, and it did not come from an API server.
+  Objects nested too deeply to decode are not malformed: the core reads the rest and the guard
+  refuses to judge what it could not read (core/bounded.py).
 * Any other failure (a bug, the API server not answering the Sync lookup, a parent fetch that
   times out) still gets a well-formed review echoing the uid, never HTTP 500:
   - /validate FAILS CLOSED for requests the guard could refuse (`needs_judgement`: an UPDATE or
@@ -29,7 +35,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, Response, g, request
@@ -61,6 +68,7 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 
 Decide = Callable[[AdmissionRequest], AdmissionResponse]
 OnError = Callable[[AdmissionRequest, Exception], AdmissionResponse]
+OnUnreadable = Callable[[str, MalformedReview], AdmissionResponse]
 
 
 class Metrics:
@@ -94,19 +102,25 @@ class _Lazy:
 
 
 def create_app(lookup_factory: Callable[[], SyncLookup], parent_fetcher: ParentFetcher | None = None, *,
-               break_glass_group: str = BREAK_GLASS_GROUP, registry: CollectorRegistry | None = None) -> Flask:
-    """The webhook app. `lookup_factory` is called once, lazily; `parent_fetcher` serves scale requests."""
+               break_glass_group: str = BREAK_GLASS_GROUP, registry: CollectorRegistry | None = None,
+               trusted_controllers: Iterable[str] = ()) -> Flask:
+    """The webhook app. `lookup_factory` is called once, lazily; `parent_fetcher` serves scale requests.
+
+    `trusted_controllers`: usernames (beyond the control plane's own controllers) that may change
+    ownerReferences and finalizers of managed objects, e.g. an operator adding its own finalizers.
+    """
     app = Flask("kubectl_gitops_webhook")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     metrics = Metrics(registry)
     app.extensions["kubectl_gitops_metrics"] = metrics
     lookup = _Lazy(lookup_factory)
+    trusted = frozenset(trusted_controllers)
 
     def validate(req: AdmissionRequest) -> AdmissionResponse:
         parent = None
         if parent_fetcher is not None and req.sub_resource == "scale" and req.operation == "UPDATE":
             parent = parent_fetcher(req)
-        return review(req, lookup.get(), break_glass_group=break_glass_group, parent=parent)
+        return review(req, lookup.get(), break_glass_group=break_glass_group, parent=parent, trusted=trusted)
 
     def validate_failed(req: AdmissionRequest, err: Exception) -> AdmissionResponse:
         if not needs_judgement(req):
@@ -127,16 +141,17 @@ def create_app(lookup_factory: Callable[[], SyncLookup], parent_fetcher: ParentF
     def mutate_failed(req: AdmissionRequest, err: Exception) -> AdmissionResponse:
         return allow(req, "ErrorNotStamped", warnings=("kubectl-gitops: ownership stamps skipped (webhook error)",))
 
-    def handle(endpoint: str, decide: Decide, on_error: OnError) -> Response:
+    def handle(endpoint: str, handlers: _Handlers) -> Response:
         started = time.perf_counter()
         try:
-            return _answer(endpoint, decide, on_error, metrics)
+            return _answer(endpoint, handlers, metrics)
         finally:
             metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
 
-    app.add_url_rule("/validate", "validate", lambda: handle("/validate", validate, validate_failed),
-                     methods=["POST"])
-    app.add_url_rule("/mutate", "mutate", lambda: handle("/mutate", mutate, mutate_failed), methods=["POST"])
+    validating = _Handlers(validate, validate_failed, _validate_unreadable)
+    mutating = _Handlers(mutate, mutate_failed, _mutate_unreadable)
+    app.add_url_rule("/validate", "validate", lambda: handle("/validate", validating), methods=["POST"])
+    app.add_url_rule("/mutate", "mutate", lambda: handle("/mutate", mutating), methods=["POST"])
     app.add_url_rule("/healthz", "healthz", lambda: _json({"status": "ok"}, 200))
     app.add_url_rule("/readyz", "readyz", lambda: _ready(lookup))
     app.add_url_rule("/metrics", "metrics",
@@ -145,21 +160,47 @@ def create_app(lookup_factory: Callable[[], SyncLookup], parent_fetcher: ParentF
     return app
 
 
-def _answer(endpoint: str, decide: Decide, on_error: OnError, metrics: Metrics) -> Response:
+def _validate_unreadable(uid: str, err: MalformedReview) -> AdmissionResponse:
+    return AdmissionResponse(
+        uid=uid, allowed=False, code=400, reason="MalformedDenied",
+        message=(f"kubectl-gitops drift guard could not read this admission review ({str(err)[:300]}); "
+                 f"it only receives requests about GitOps-managed objects and scale requests, so it is "
+                 f"refused.\nIf this persists, the webhook configuration or the API server sends reviews "
+                 f"the guard does not understand."))
+
+def _mutate_unreadable(uid: str, err: MalformedReview) -> AdmissionResponse:
+    return AdmissionResponse(uid=uid, allowed=True, reason="MalformedNotStamped",
+                             warnings=("kubectl-gitops: ownership stamps skipped (unreadable review)",))
+
+
+@dataclass(frozen=True)
+class _Handlers:
+    """One endpoint's decision, its answer when deciding failed, and its answer to an unreadable review."""
+
+    decide: Decide
+    on_error: OnError
+    on_unreadable: OnUnreadable
+
+
+def _answer(endpoint: str, handlers: _Handlers, metrics: Metrics) -> Response:
     try:
         req = parse_review(request.get_data(cache=False))
     except MalformedReview as err:
-        metrics.decisions.labels(endpoint, "Malformed", "false").inc()
-        log.warning("%s: malformed AdmissionReview: %s", endpoint, err)
-        return _json({"error": str(err)}, 400)
+        log.warning("%s: malformed AdmissionReview (uid %r): %s", endpoint, err.uid, err)
+        if not err.uid:
+            metrics.decisions.labels(endpoint, "Malformed", "false").inc()
+            return _json({"error": str(err)}, 400)
+        resp = handlers.on_unreadable(err.uid, err)
+        metrics.decisions.labels(endpoint, resp.reason, "true" if resp.allowed else "false").inc()
+        return _json(to_review(resp), 200)
     except HTTPException as err:  # body too large, broken chunking
         return _json({"error": err.description or err.name}, err.code or 400)
     try:
-        resp = decide(req)
+        resp = handlers.decide(req)
     except Exception as err:
         log.exception("%s: uid %s (%s %s %s/%s): decision failed", endpoint, req.uid, req.operation,
                       req.kind.kind, req.namespace, req.name)
-        resp = on_error(req, err)
+        resp = handlers.on_error(req, err)
     try:
         body = to_review(resp)
         metrics.decisions.labels(endpoint, resp.reason or "Unknown", "true" if resp.allowed else "false").inc()

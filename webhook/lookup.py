@@ -8,8 +8,11 @@ to `SyncInfo` are tested without a cluster.
 
 Caching: a Sync is read at most once per `ttl` seconds (default 5 s), including "not found".
 A webhook answers in milliseconds or the API server times out; a suspend/resume or a new Sync
-takes effect within one TTL. Parents of scale requests are never cached: replicas is what
-they are judged on and it changes.
+takes effect within one TTL. Parents of scale requests are cached *exactly*: a Scale carries its
+parent's uid and resourceVersion, so a parent read at that very version is reused and any other
+version is read again (never stale, whatever the timing). Refused scales of the same object
+(retries, a misconfigured autoscaler) then cost no API call; a scale that goes through changes
+the version, so the next one reads the parent again.
 """
 
 from __future__ import annotations
@@ -121,15 +124,41 @@ def parent_path(req: AdmissionRequest) -> str:
 
 
 class ApiParentFetcher:
-    """Fetch the live parent of a scale request (uncached)."""
+    """Fetch the live parent of a scale request, cached by (path, uid, resourceVersion) (thread-safe)."""
 
-    def __init__(self, get: JsonGet) -> None:
+    def __init__(self, get: JsonGet, *, max_entries: int = 1024) -> None:
         self._get = get
+        self._max = max_entries
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, str, str], JSON] = {}
 
     def __call__(self, req: AdmissionRequest) -> JSON | None:
         if not req.name:
             return None
-        return self._get(parent_path(req))
+        path = parent_path(req)
+        wanted = _version(req.old_object)
+        if wanted is not None:
+            with self._lock:
+                hit = self._cache.get((path, *wanted))
+            if hit is not None:
+                return hit
+        parent = self._get(path)
+        got = _version(parent)
+        if parent is not None and got is not None:
+            with self._lock:
+                if len(self._cache) >= self._max:
+                    self._cache.clear()  # bounded; a miss costs one GET
+                self._cache[(path, *got)] = parent
+        return parent
+
+
+def _version(obj: JSON | None) -> tuple[str, str] | None:
+    """(uid, resourceVersion) of an object (a Scale carries its parent's), or None when either is unset."""
+    meta = _dict((obj or {}).get("metadata"))
+    uid, version = meta.get("uid"), meta.get("resourceVersion")
+    if isinstance(uid, str) and uid and isinstance(version, str) and version:
+        return uid, version
+    return None
 
 
 def kube_getter(timeout: float = 2.0, kubeconfig: str | None = None) -> JsonGet:

@@ -2,9 +2,16 @@
 
 The API server is the only legitimate client of the webhook, but the webhook still treats every
 body as untrusted input: `parse_review` checks each field it reads and raises `MalformedReview`
-with a reason precise enough to debug a webhook configuration from the API server's log (the
-Flask layer turns it into HTTP 400). Policy code then works on `AdmissionRequest`, never on the
-raw dict, so a missing or mistyped field can not silently become "allowed".
+with a reason precise enough to debug a webhook configuration from the API server's log, and
+with `request.uid` whenever it could be found, so the Flask layer can still answer a well-formed
+review (a refusal on /validate) instead of an HTTP error that `failurePolicy: Ignore` would turn
+into "allowed". Policy code then works on `AdmissionRequest`, never on the raw dict, so a missing
+or mistyped field can not silently become "allowed".
+
+Objects are stored by the API server with arbitrary nesting where it keeps no schema; a value too
+deep for Python's decoder does not make the review unreadable: `core.bounded.decode_partial` reads
+the rest, and the request lists the values it could not read in `unreadable` (the guard refuses to
+judge a managed object it could not read).
 
 `to_review` is the one place that knows the response wire format: uid echoed, `status` only when
 there is something to say, warnings cut to the 120 characters the API server accepts, and the
@@ -14,11 +21,13 @@ patch as base64 JSONPatch.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from kubectl_gitops.core.bounded import decode_partial, find_uid
 from kubectl_gitops.core.errors import GitOpsError
 
 JSON = dict[str, Any]
@@ -31,9 +40,16 @@ MAX_WARNING: Final = 120
 
 
 class MalformedReview(GitOpsError):
-    """The body is not an AdmissionReview v1 request; `str(err)` says exactly why."""
+    """The body is not an AdmissionReview v1 request; `str(err)` says exactly why.
+
+    `uid` is `request.uid` when it could be read anyway ("" otherwise): enough to answer.
+    """
 
     reason = "MalformedReview"
+
+    def __init__(self, message: str, uid: str = "") -> None:
+        super().__init__(message)
+        self.uid = uid
 
 
 @dataclass(frozen=True)
@@ -76,6 +92,9 @@ class AdmissionRequest:
     old_object: JSON | None = None
     dry_run: bool = False
     options: JSON | None = None
+    unreadable: tuple[str, ...] = ()
+    """Paths of values nested too deeply to decode (replaced by None), e.g.
+    `request.oldObject.metadata.managedFields[0].fieldsV1`: the request can't be fully judged."""
 
 
 @dataclass(frozen=True)
@@ -107,14 +126,25 @@ def _cut(text: str, limit: int) -> str:
 
 
 def parse_review(body: bytes | str) -> AdmissionRequest:
-    """Decode an HTTP body into an AdmissionRequest or raise MalformedReview."""
+    """Decode an HTTP body into an AdmissionRequest or raise MalformedReview (with the uid if found)."""
     try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise MalformedReview(f"body is not JSON: {err}") from None
-    except RecursionError:  # "[[[[...": a real review is a few levels deep
-        raise MalformedReview("body is not JSON: nested too deeply") from None
-    return request_from_review(doc)
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+    except UnicodeDecodeError as err:
+        raise MalformedReview(f"body is not JSON (not UTF-8): {err}",
+                              uid=find_uid(body.decode("latin-1") if isinstance(body, bytes) else "")) from None
+    unreadable: list[str] = []
+    try:
+        doc = json.loads(text)
+    except RecursionError:
+        # Nested deeper than the decoder goes: somewhere in an object a client stored.
+        try:
+            doc, unreadable = decode_partial(text)
+        except (ValueError, RecursionError) as err:
+            raise MalformedReview(f"body is not JSON: nested too deeply, and {err}", uid=find_uid(text)) from None
+    except ValueError as err:
+        raise MalformedReview(f"body is not JSON: {err}", uid=find_uid(text)) from None
+    req = request_from_review(doc)
+    return dataclasses.replace(req, unreadable=tuple(unreadable)) if unreadable else req
 
 
 def request_from_review(doc: object) -> AdmissionRequest:
@@ -131,6 +161,13 @@ def request_from_review(doc: object) -> AdmissionRequest:
     uid = _str(req, "uid", "request")
     if not uid:
         raise MalformedReview("request.uid is missing or empty")
+    try:
+        return _request(req, uid)
+    except MalformedReview as err:
+        raise MalformedReview(str(err), uid=uid) from None
+
+
+def _request(req: JSON, uid: str) -> AdmissionRequest:
     operation = _str(req, "operation", "request")
     if operation not in OPERATIONS:
         raise MalformedReview(f"request.operation must be one of {sorted(OPERATIONS)}, got {operation!r}")

@@ -1,7 +1,8 @@
-"""The drift guard: nobody but a Sync's applier changes what Git owns (pure).
+"""The drift guard: nobody but a Sync's applier changes what Git declares (pure).
 
 `review(request, lookup, ...)` is the whole decision; the webhook only parses, fetches, and
-answers. The rules, in the order they are applied:
+answers. The rules, in the order they are applied (docs/drift-guard.md says what they guarantee
+and what they deliberately don't):
 
 1. Only UPDATE and DELETE are judged, and only of objects whose *old* state carries both
    ownership labels (the new state is the requester's to choose, so it proves nothing).
@@ -10,30 +11,60 @@ answers. The rules, in the order they are applied:
    would wedge rollouts. The scale subresource carries an autoscaling/v1 Scale without labels
    or managedFields, so it is judged against the live parent the adapter fetched.
 2. Identity comes from `userInfo` only, never from field-manager names: any client can send
-   `--field-manager=kubectl-gitops`. The Sync's applier passes; the garbage collector and the
-   namespace controller may delete (a namespace must be able to go away); updates to an
-   object that is already being deleted pass (finalizers must be removable).
+   `--field-manager=kubectl-gitops`. The Sync's applier passes; the control plane's controllers
+   (`SYSTEM_CONTROLLERS`: the garbage collector, the namespace controller, kube-controller-manager)
+   may delete (a namespace must be able to go away) and may change ownerReferences and finalizers
+   (the collector orphans and finishes foreground deletions); usernames passed as `trusted` (an
+   operator that adds its own finalizers) may change ownerReferences and finalizers only.
 3. A Sync that no longer exists (orphan), is suspended, or has `driftGuard: off` lets it pass.
 4. What counts as a change: any field the `kubectl-gitops` manager owns through Apply in the
-   old object's managedFields, the ownership labels themselves, and the manager's own
-   managedFields record (rewriting that record is the way to disown fields before editing them).
+   old object's managedFields; any field Git declares (the `kubectl-gitops.dev/fields` record,
+   core/declared.py) that the manager no longer owns, since allowed edits move ownership away;
+   the ownership labels; the manager's own managedFields record (rewriting it is the way to
+   disown fields before editing them); and any ownerReference or finalizer *added or changed*
+   (an ownerReference lets the garbage collector delete the object, a finalizer keeps it
+   half-deleted), unless Git declares it. Removing a finalizer Git does not declare stays
+   possible, so a terminating object's owners can finish its deletion; the rest of a terminating
+   object is judged like any other.
 5. A change by anyone else is refused (403) in enforce mode, allowed with a warning in warn
    mode, and allowed with a warning and an audit annotation for the break-glass group, which is
    read from `userInfo.groups` and nothing else. Dry-run requests are judged the same.
+6. A request the guard can't fully read or analyse (values nested past the decoder, more
+   managedFields entries, fieldsV1 nodes or list items than the bounds in core/managed_fields.py)
+   is treated like a change of Git's fields, with the bound that was hit as the reason: hostile
+   JSON must never unlock an object.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
-from kubectl_gitops.constants import ANNOTATION_REVISION, FIELD_MANAGER, LABEL_SYNC, LABEL_SYNC_NAMESPACE
+from kubectl_gitops.constants import (
+    ANNOTATION_FIELDS,
+    ANNOTATION_REVISION,
+    FIELD_MANAGER,
+    LABEL_SYNC,
+    LABEL_SYNC_NAMESPACE,
+)
+from kubectl_gitops.core import declared
 from kubectl_gitops.core.admission import MAX_WARNING, AdmissionRequest, AdmissionResponse, allow
-from kubectl_gitops.core.managed_fields import changed_owned, format_path, owned_paths
+from kubectl_gitops.core.bounded import LimitExceeded, same
+from kubectl_gitops.core.managed_fields import (
+    MAX_LIST_ITEMS,
+    MISSING,
+    FieldPath,
+    changed_owned,
+    format_path,
+    manager_entries,
+    owned_paths,
+)
 
 JSON = dict[str, Any]
 
@@ -45,6 +76,9 @@ SYSTEM_DELETERS: Final = frozenset({
     # as this one user; only the control plane holds its client certificate.
     "system:kube-controller-manager",
 })
+SYSTEM_CONTROLLERS: Final = SYSTEM_DELETERS
+"""Who may change any ownerReference or finalizer of a managed object (orphaning, foreground deletion)."""
+LIFECYCLE: Final = ("ownerReferences", "finalizers")
 MAX_FIELDS_SHOWN: Final = 3
 REPLICAS: Final = (("f", "spec"), ("f", "replicas"))
 RECORD_FIELD: Final = f"metadata.managedFields[manager={FIELD_MANAGER}]"
@@ -84,7 +118,7 @@ def needs_judgement(req: AdmissionRequest) -> bool:
     """Whether `review` could refuse `req`: what the webhook fails closed on when it breaks."""
     if req.operation not in ("UPDATE", "DELETE") or req.sub_resource == "status":
         return False
-    return req.sub_resource == "scale" or ownership(req.old_object) is not None
+    return req.sub_resource == "scale" or ownership(req.old_object) is not None or _owner_unreadable(req)
 
 
 def in_break_glass(req: AdmissionRequest, group: str) -> bool:
@@ -93,8 +127,12 @@ def in_break_glass(req: AdmissionRequest, group: str) -> bool:
 
 
 def review(req: AdmissionRequest, lookup: SyncLookup, *, break_glass_group: str,
-           parent: Mapping[str, Any] | None = None) -> AdmissionResponse:
-    """Judge one admission request; `parent` is the live parent object for a scale request."""
+           parent: Mapping[str, Any] | None = None, trusted: frozenset[str] = frozenset()) -> AdmissionResponse:
+    """Judge one admission request; `parent` is the live parent object for a scale request.
+
+    `trusted`: usernames of controllers (beyond SYSTEM_CONTROLLERS) that may add and remove
+    ownerReferences and finalizers of managed objects; nothing else of Git's.
+    """
     skip = next((reason for reason, applies in _SKIPS if applies(req)), None)
     if skip:
         return allow(req, skip)
@@ -102,23 +140,45 @@ def review(req: AdmissionRequest, lookup: SyncLookup, *, break_glass_group: str,
     subject = parent if req.sub_resource == "scale" else req.old_object
     owner = ownership(subject)
     if subject is None or owner is None:
+        if _owner_unreadable(req):
+            return _unreadable_owner(req, break_glass_group)
         return allow(req, "ScaleParentUnknown" if subject is None else "NotManaged")
     gate = _gate(req, owner, lookup)
     if isinstance(gate, AdmissionResponse):
         return gate
-    fields = _violations(req, subject)
-    if not fields:
+    problem = ""
+    try:
+        fields = _violations(req, subject, trusted)
+    except LimitExceeded as err:
+        fields, problem = [], str(err)
+    except RecursionError:  # a last net: every walk above is iterative and bounded
+        fields, problem = [], "a value is nested too deeply to compare"
+    if not fields and not problem:
         return allow(req, "NoOwnedFieldChanged")
     # The object's own stamp names the revision that last applied it; the Sync's status may lag
     # (or be cached from before the first run).
     stamped = str(((subject.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_REVISION) or "")
     if stamped:
         gate = dataclasses.replace(gate, revision=stamped)
-    return _verdict(req, gate, fields, break_glass_group)
+    return _verdict(req, gate, fields, break_glass_group, problem)
 
 
 def _is_scale(req: AdmissionRequest) -> bool:
     return req.sub_resource == "scale"
+
+
+_LABELS_PATH: Final = "request.oldObject.metadata.labels"
+
+
+def _owner_unreadable(req: AdmissionRequest) -> bool:
+    """Whether the values the decoder gave up on could hide the old object's ownership labels."""
+    return any((_LABELS_PATH.startswith(p) and _LABELS_PATH[len(p):len(p) + 1] in ("", "."))
+               or p.startswith(_LABELS_PATH + ".") for p in req.unreadable)
+
+
+def _unreadable_what(req: AdmissionRequest) -> str:
+    more = len(req.unreadable) - 1
+    return f"{req.unreadable[0]} is nested too deeply to read" + (f" (+{more} more)" if more > 0 else "")
 
 
 # (reason, applies): requests that pass before any Sync is looked up, first match wins.
@@ -126,9 +186,8 @@ _SKIPS: Final[tuple[tuple[str, Callable[[AdmissionRequest], bool]], ...]] = (
     ("NotJudged", lambda r: r.operation not in ("UPDATE", "DELETE")),
     ("NotJudged", lambda r: _is_scale(r) and r.operation != "UPDATE"),
     ("StatusSubresource", lambda r: r.sub_resource == "status"),
-    ("NotManaged", lambda r: not _is_scale(r) and ownership(r.old_object) is None),
+    ("NotManaged", lambda r: not _is_scale(r) and ownership(r.old_object) is None and not _owner_unreadable(r)),
     ("SystemDelete", lambda r: r.operation == "DELETE" and r.user_info.username in SYSTEM_DELETERS),
-    ("BeingDeleted", lambda r: r.operation == "UPDATE" and not _is_scale(r) and _being_deleted(r.old_object)),
 )
 
 
@@ -146,20 +205,26 @@ def _gate(req: AdmissionRequest, owner: tuple[str, str], lookup: SyncLookup) -> 
     return sync
 
 
-def _violations(req: AdmissionRequest, subject: Mapping[str, Any]) -> list[str]:
-    """What the request does to Git's fields: ["(delete)"], the changed paths, or []."""
+def _violations(req: AdmissionRequest, subject: Mapping[str, Any], trusted: frozenset[str]) -> list[str]:
+    """What the request does to Git's fields: ["(delete)"], the changed paths, or [].
+
+    Raises LimitExceeded when the request can't be fully read or analysed within the bounds.
+    """
     if req.operation == "DELETE":
         return ["(delete)"]
+    if req.unreadable:
+        raise LimitExceeded(_unreadable_what(req))
     if _is_scale(req):
         return _scale_fields(req, subject)
-    return _changed_fields(subject, req.object)
+    controller = req.user_info.username in SYSTEM_CONTROLLERS or req.user_info.username in trusted
+    return _changed_fields(subject, req.object, controller)
 
 
 def _scale_fields(req: AdmissionRequest, parent: Mapping[str, Any]) -> list[str]:
     if REPLICAS not in owned_paths(parent):
         return []  # e.g. an HPA owns replicas, Git does not
     before = _replicas(req.old_object if req.old_object is not None else parent)
-    return [] if before == _replicas(req.object) else ["spec.replicas"]
+    return [] if same(before, _replicas(req.object)) else ["spec.replicas"]
 
 
 def _replicas(obj: Mapping[str, Any] | None) -> object:
@@ -167,26 +232,125 @@ def _replicas(obj: Mapping[str, Any] | None) -> object:
     return spec.get("replicas") if isinstance(spec, Mapping) else None
 
 
-def _being_deleted(obj: Mapping[str, Any] | None) -> bool:
-    meta = (obj or {}).get("metadata")
-    return isinstance(meta, Mapping) and bool(meta.get("deletionTimestamp"))
-
-
-def _changed_fields(old: Mapping[str, Any], new: Mapping[str, Any] | None) -> list[str]:
+def _changed_fields(old: Mapping[str, Any], new: Mapping[str, Any] | None, controller: bool) -> list[str]:
+    """Changed Git fields; a controller's changes to ownerReferences and finalizers don't count."""
     if new is None:
         return []
     owned = owned_paths(old)
+    if controller:
+        owned = _without_lifecycle(owned)
     fields = changed_owned(old, new, owned)
+    _extend(fields, (f for f in _changed_declared(old, new) if not (controller and _is_lifecycle(f))))
     for label in (LABEL_SYNC, LABEL_SYNC_NAMESPACE):
         if _label(old, label) != _label(new, label):
-            shown = format_path((("f", "metadata"), ("f", "labels"), ("f", label)))
-            if shown not in fields:
-                fields.append(shown)
+            _extend(fields, [format_path((("f", "metadata"), ("f", "labels"), ("f", label)))])
+    if not controller:
+        _extend(fields, _added_finalizers(old, new, owned) + _added_owner_refs(old, new, owned))
     # A changed owned value also moves ownership in the record; report the record only when it
     # changed on its own (someone rewrote managedFields to disown Git's fields before editing).
-    if not fields and owned_paths(new) != owned:
+    if not fields and _record_changed(old, new, owned, controller):
         fields.append(RECORD_FIELD)
     return fields
+
+
+def _record_changed(old: Mapping[str, Any], new: Mapping[str, Any], owned: frozenset[FieldPath],
+                    controller: bool) -> bool:
+    """Whether our manager's managedFields record owns other paths in `new` than in `old`.
+
+    Usually the entries are the very same JSON, which one comparison shows (it can't recurse
+    deeper than the old entries, which were just decoded within bounds); only otherwise is the new
+    record decoded.
+    """
+    if [e.get("fieldsV1") for e in manager_entries(old)] == [e.get("fieldsV1") for e in manager_entries(new)]:
+        return False
+    after = owned_paths(new)
+    return (_without_lifecycle(after) if controller else after) != owned
+
+
+def _changed_declared(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Declared paths our manager no longer owns whose value changes (declared.changed_lost, with
+    JSON number equality (1 == 1.0) and the bounded, iterative comparison)."""
+    meta = old.get("metadata")
+    notes = meta.get("annotations") if isinstance(meta, Mapping) else None
+    text = notes.get(ANNOTATION_FIELDS) if isinstance(notes, Mapping) else None
+    trie = _decode_record(text) if isinstance(text, str) else None
+    if trie is None:
+        return []
+    changed = []
+    for path in declared.lost_paths(trie, old):
+        before, after = declared.value_at(old, path), declared.value_at(new, path)
+        if (before is MISSING) != (after is MISSING) or (
+                before is not MISSING and not same(before, after, where="a declared value")):
+            changed.append(format_path(tuple(("f", key) for key in path)))
+    return changed
+
+
+# The same objects come back review after review; their record is a bounded string (declared.MAX_BYTES),
+# so a small cache of decoded records costs at most a few MiB. The tries are shared: read only.
+_decode_record: Final = functools.lru_cache(maxsize=512)(declared.decode)
+
+
+def _extend(fields: list[str], more: Iterable[str]) -> None:
+    fields.extend(f for f in more if f not in fields)
+
+
+def _is_lifecycle(rendered: str) -> bool:
+    return any(rendered == f"metadata.{k}" or rendered.startswith((f"metadata.{k}[", f"metadata.{k}."))
+               for k in LIFECYCLE)
+
+
+def _without_lifecycle(paths: frozenset[FieldPath]) -> frozenset[FieldPath]:
+    return frozenset(p for p in paths if not (len(p) >= 2 and p[0] == ("f", "metadata") and p[1][0] == "f"
+                                              and p[1][1] in LIFECYCLE))
+
+
+# ------------------------------------------------------------------ ownerReferences and finalizers
+
+
+def _meta_list(obj: Mapping[str, Any], key: str) -> list[Any]:
+    meta = obj.get("metadata")
+    value = meta.get(key) if isinstance(meta, Mapping) else None
+    if not isinstance(value, list):
+        return []
+    if len(value) > MAX_LIST_ITEMS:
+        raise LimitExceeded(f"metadata.{key} has {len(value):,} items (at most {MAX_LIST_ITEMS:,} are read)")
+    return value
+
+
+def _declared_keys(owned: frozenset[FieldPath], key: str, kind: str) -> list[Any]:
+    """The decoded `v:`/`k:` keys our manager owns directly under metadata.<key>."""
+    prefix = (("f", "metadata"), ("f", key))
+    out = []
+    for path in owned:
+        if len(path) >= 3 and path[:2] == prefix and path[2][0] == kind:
+            try:
+                out.append(json.loads(path[2][1]))
+            except (ValueError, RecursionError):
+                continue
+    return out
+
+
+def _added_finalizers(old: Mapping[str, Any], new: Mapping[str, Any], owned: frozenset[FieldPath]) -> list[str]:
+    """Finalizers in `new` that `old` lacks and Git does not declare (removals are not listed)."""
+    before = {f for f in _meta_list(old, "finalizers") if isinstance(f, str)}
+    allowed = before | {f for f in _declared_keys(owned, "finalizers", "v") if isinstance(f, str)}
+    return [format_path((("f", "metadata"), ("f", "finalizers"), ("v", json.dumps(f))))
+            for f in _meta_list(new, "finalizers") if not (isinstance(f, str) and f in allowed)]
+
+
+def _added_owner_refs(old: Mapping[str, Any], new: Mapping[str, Any], owned: frozenset[FieldPath]) -> list[str]:
+    """ownerReferences in `new` that are new or changed, and not declared by Git (by uid)."""
+    before = {ref.get("uid"): ref for ref in _meta_list(old, "ownerReferences")
+              if isinstance(ref, dict) and isinstance(ref.get("uid"), str)}
+    declared_uids = {k.get("uid") for k in _declared_keys(owned, "ownerReferences", "k") if isinstance(k, dict)}
+    out = []
+    for ref in _meta_list(new, "ownerReferences"):
+        uid = ref.get("uid") if isinstance(ref, dict) else None
+        if isinstance(uid, str) and (uid in declared_uids or (uid in before and same(before[uid], ref))):
+            continue
+        shown = _clean(str(uid))[:64] if uid is not None else "?"
+        out.append(format_path((("f", "metadata"), ("f", "ownerReferences"), ("k", json.dumps({"uid": shown})))))
+    return out
 
 
 def _label(obj: Mapping[str, Any], key: str) -> object:
@@ -198,8 +362,11 @@ def _label(obj: Mapping[str, Any], key: str) -> object:
 # ------------------------------------------------------------------ answers
 
 
-def _verdict(req: AdmissionRequest, sync: SyncInfo, fields: list[str], group: str) -> AdmissionResponse:
-    what = _what(fields)
+def _verdict(req: AdmissionRequest, sync: SyncInfo, fields: list[str], group: str,
+             problem: str = "") -> AdmissionResponse:
+    what = f"a request the guard could not analyse ({_clean(problem)[:300]}) is" if problem else _what(fields)
+    if problem:
+        fields = [f"(not analysed: {_clean(problem)[:200]})"]
     target = _target(req)
     sync_ref = f"{sync.namespace}/{sync.name}"
     audit = {"sync": sync_ref, "fields": _clean(", ".join(fields))[:256]}
@@ -215,12 +382,26 @@ def _verdict(req: AdmissionRequest, sync: SyncInfo, fields: list[str], group: st
         f"{target} is managed by Sync {sync_ref} (source {_safe_url(sync.source_url)}, "
         f"path {_clean(sync.path) or '.'}, revision {_clean(sync.revision) or 'unknown'}): {what} refused.\n"
         f"Change it in Git, or suspend the Sync: kubectl gitops suspend sync {sync.name} -n {sync.namespace}")
-    return AdmissionResponse(uid=req.uid, allowed=False, code=403, message=message, reason=_deny_reason(fields),
+    return AdmissionResponse(uid=req.uid, allowed=False, code=403, message=message,
+                             reason="Unanalysable" if problem else _deny_reason(fields),
                              audit_annotations={**audit, "drift-guard": "denied"})
 
 
 def _deny_reason(fields: list[str]) -> str:
     return "DeleteRefused" if fields == ["(delete)"] else "OwnedFieldChanged"
+
+
+def _unreadable_owner(req: AdmissionRequest, group: str) -> AdmissionResponse:
+    """The old object's labels could not be read: no Sync to ask, so refuse (break-glass passes)."""
+    what = _clean(_unreadable_what(req))[:300]
+    if in_break_glass(req, group):
+        return allow(req, "BreakGlass", audit_annotations={"drift-guard": "break-glass", "fields": what[:256]},
+                     warnings=("break-glass: drift guard could not read this request; let through",))
+    message = (f"{_target(req)}: the drift guard could not read this request ({what}), so it can't tell "
+               f"whether a Sync manages the object: refused.\n"
+               f"Remove the deeply nested value, or ask a member of {group or 'the break-glass group'}.")
+    return AdmissionResponse(uid=req.uid, allowed=False, code=403, message=message, reason="Unreadable",
+                             audit_annotations={"drift-guard": "denied", "fields": what[:256]})
 
 
 MIN_FIELD_SHOWN: Final = 24

@@ -10,6 +10,10 @@ rendering), with a trailing `(".", "")` element for a node that is owned *as a n
 changes only when the node appears or disappears, so another manager's field inside a Git-owned
 list item (an `env` var added by `kubectl edit` in a Git-owned container) is not drift, while
 removing the container is.
+
+Everything here reads objects a client wrote, so it is bounded (`LimitExceeded` names what and
+where): managedFields entries, fieldsV1 nodes and depth, list items walked, value comparison. No
+walk recurses, so nesting costs no RecursionError.
 """
 
 from __future__ import annotations
@@ -21,12 +25,23 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from kubectl_gitops.constants import FIELD_MANAGER
+from kubectl_gitops.core.bounded import LimitExceeded, contains, same
 
 JSON = dict[str, Any]
 PathElement = tuple[str, str]
 FieldPath = tuple[PathElement, ...]
 
 SELF: Final[PathElement] = (".", "")
+
+MAX_ENTRIES: Final = 256
+"""managedFields entries read per object (one per manager, operation and subresource: real
+objects have a handful; the API server caps Update entries at 10)."""
+MAX_NODES: Final = 50_000
+"""fieldsV1 nodes decoded per object and manager (a Deployment has ~60, a 1 MiB ConfigMap ~10,000)."""
+MAX_DEPTH: Final = 64
+"""fieldsV1 nesting read (a Deployment's deepest owned field is ~12 levels down)."""
+MAX_LIST_ITEMS: Final = 10_000
+"""List items searched to resolve one `k:`/`v:` path element."""
 
 
 class _Missing:
@@ -41,26 +56,36 @@ MISSING: Final = _Missing()
 # ------------------------------------------------------------------ decoding
 
 
-def decode_fields(fields_v1: Mapping[str, Any]) -> frozenset[FieldPath]:
-    """The owned paths in one `fieldsV1` trie: its leaves, and every node that carries `.`."""
+def decode_fields(fields_v1: Mapping[str, Any], *, budget: list[int] | None = None,
+                  where: str = "fieldsV1") -> frozenset[FieldPath]:
+    """The owned paths in one `fieldsV1` trie: its leaves, and every node that carries `.`.
+
+    Iterative; raises LimitExceeded past MAX_DEPTH levels or MAX_NODES nodes (`budget`, a
+    one-element list, is shared between the entries of one object).
+    """
+    left = budget if budget is not None else [MAX_NODES]
     out: set[FieldPath] = set()
-    _walk(fields_v1, (), out)
+    todo: list[tuple[Mapping[str, Any], FieldPath]] = [(fields_v1, ())]
+    while todo:
+        node, prefix = todo.pop()
+        left[0] -= len(node)
+        if left[0] < 0:
+            raise LimitExceeded(f"{where} has more than {MAX_NODES:,} nodes")
+        if len(prefix) >= MAX_DEPTH:
+            raise LimitExceeded(f"{where} is nested deeper than {MAX_DEPTH} levels")
+        for key, child in node.items():
+            if key == ".":
+                out.add((*prefix, SELF))
+                continue
+            kind, sep, rest = key.partition(":")
+            if not sep or kind not in ("f", "k", "v", "i"):
+                continue  # unknown element kind: nothing we can resolve, so nothing we claim
+            path = (*prefix, (kind, rest))
+            if isinstance(child, Mapping) and child:
+                todo.append((child, path))
+            else:
+                out.add(path)
     return frozenset(out)
-
-
-def _walk(node: Mapping[str, Any], prefix: FieldPath, out: set[FieldPath]) -> None:
-    for key, child in node.items():
-        if key == ".":
-            out.add((*prefix, SELF))
-            continue
-        kind, sep, rest = key.partition(":")
-        if not sep or kind not in ("f", "k", "v", "i"):
-            continue  # unknown element kind: nothing we can resolve, so nothing we claim
-        path = (*prefix, (kind, rest))
-        if isinstance(child, Mapping) and child:
-            _walk(child, path, out)
-        else:
-            out.add(path)
 
 
 def owned_paths(obj: Mapping[str, Any] | None, manager: str = FIELD_MANAGER,
@@ -71,10 +96,12 @@ def owned_paths(obj: Mapping[str, Any] | None, manager: str = FIELD_MANAGER,
     subresources, and a status entry under our name must not make status Git's.
     """
     paths: set[FieldPath] = set()
+    budget = [MAX_NODES]
+    where = f"metadata.managedFields[manager={manager}].fieldsV1"
     for entry in manager_entries(obj, manager, operation):
         fields = entry.get("fieldsV1")
         if isinstance(fields, Mapping):
-            paths |= decode_fields(fields)
+            paths |= decode_fields(fields, budget=budget, where=where)
     return frozenset(paths)
 
 
@@ -85,6 +112,8 @@ def manager_entries(obj: Mapping[str, Any] | None, manager: str = FIELD_MANAGER,
     entries = meta.get("managedFields") if isinstance(meta, Mapping) else None
     if not isinstance(entries, list):
         return []
+    if len(entries) > MAX_ENTRIES:
+        raise LimitExceeded(f"metadata.managedFields has {len(entries):,} entries (at most {MAX_ENTRIES} are read)")
     return [e for e in entries if isinstance(e, dict) and e.get("manager") == manager
             and e.get("operation") == operation and not e.get("subresource")
             and e.get("fieldsType", "FieldsV1") == "FieldsV1"]
@@ -111,11 +140,13 @@ def _step(current: Any, kind: str, rest: str) -> Any:
         return current.get(rest, MISSING) if type(current) is dict or isinstance(current, Mapping) else MISSING
     if not isinstance(current, list):
         return MISSING
+    if len(current) > MAX_LIST_ITEMS:
+        raise LimitExceeded(f"a list has {len(current):,} items (at most {MAX_LIST_ITEMS:,} are searched)")
     if kind == "i":
         return current[int(rest)] if rest.isdigit() and int(rest) < len(current) else MISSING
     wanted = _loads(rest)
     if kind == "v":
-        return wanted if wanted is not MISSING and wanted in current else MISSING
+        return wanted if wanted is not MISSING and contains(current, wanted, where=f"v:{rest[:40]}") else MISSING
     return _keyed_item(current, wanted)
 
 
@@ -124,7 +155,7 @@ def _keyed_item(items: list[Any], wanted: Any) -> Any:
     if not isinstance(wanted, dict):
         return MISSING
     for item in items:
-        if isinstance(item, Mapping) and all(item.get(k, MISSING) == v for k, v in wanted.items()):
+        if isinstance(item, Mapping) and all(_same(item.get(k, MISSING), v) for k, v in wanted.items()):
             return item
     return MISSING
 
@@ -143,6 +174,8 @@ def _loads_uncached(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return MISSING
+    except RecursionError:
+        raise LimitExceeded(f"a fieldsV1 key is nested too deeply ({text[:40]}…)") from None
 
 
 # Every path through a keyed list decodes its key again (`{"name":"web"}` once per field of the
@@ -159,8 +192,9 @@ def changed_owned(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None,
     reports the container, not each of its fields.
     """
     changed: list[FieldPath] = []
+    reported: set[FieldPath] = set()
     for path in sorted(paths, key=_sort_key):
-        if any(path[: len(_node(p))] == _node(p) for p in changed):
+        if any(path[:n] in reported for n in range(1, len(path) + 1)):
             continue
         before, after = resolve(old, path), resolve(new, path)
         if (before is MISSING) != (after is MISSING):
@@ -171,6 +205,7 @@ def changed_owned(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None,
             differs = not _same(before, after)
         if differs:
             changed.append(path)
+            reported.add(_node(path))
     return [format_path(p) for p in changed]
 
 
@@ -184,13 +219,9 @@ def _is_presence_path(path: FieldPath) -> bool:
 
 def _same(a: Any, b: Any) -> bool:
     # JSON equality, but 1 == True in Python; a bool flipping to an int is a change.
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
+    if a is MISSING or b is MISSING:
+        return a is b
+    return same(a, b, where="an owned value")
 
 
 def _sort_key(path: FieldPath) -> tuple[tuple[int, str, str], ...]:

@@ -10,7 +10,9 @@ a manifest that set its own `metadata.annotations: null`). It is deliberately co
 * it only adds what is missing and never overwrites: the applier writes revision N before
   `status.lastAppliedRevision` says N, so the annotation it sent is newer than what we know;
 * it is idempotent: run again on the patched object it returns `[]` (the API server may call a
-  mutating webhook twice under `reinvocationPolicy: IfNeeded`).
+  mutating webhook twice under `reinvocationPolicy: IfNeeded`);
+* it never patches an object it could not fully read (`req.unreadable`): a map it read as None
+  may exist, and "add" on an existing map replaces it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ JSON = dict[str, Any]
 def stamp_patch(req: AdmissionRequest, lookup: SyncLookup) -> list[JSON]:
     """A JSONPatch adding the missing ownership labels and revision annotation, or []."""
     obj = req.object
-    if req.operation not in ("CREATE", "UPDATE") or req.sub_resource or obj is None:
+    if req.operation not in ("CREATE", "UPDATE") or req.sub_resource or obj is None or req.unreadable:
         return []
     owner = ownership(obj)
     if owner is None:

@@ -163,3 +163,78 @@ def test_audit_annotations_are_copied_not_shared() -> None:
 def test_deeply_nested_body_is_malformed_not_a_crash() -> None:
     with pytest.raises(MalformedReview, match="nested too deeply"):
         parse_review(b"[" * 200_000)
+
+
+# ------------------------------------------------------------------ hostile nesting: read around it
+
+DEEP = 5000  # far past Python's decoder (~1,000 levels); the API server stores up to 10,000
+
+
+def deep_json(levels: int) -> str:
+    return '{"f:x":' * levels + "{}" + "}" * levels
+
+
+def body_with(placements: dict[str, str], name: str = "deployment_update_kubectl_edit.json") -> str:
+    """A recorded review with deeply nested JSON text put where `placements` say (dotted paths)."""
+    doc = load(name)
+    for path, marker in placements.items():
+        *parents, leaf = path.split(".")
+        node: Any = doc
+        for key in parents:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        node[leaf] = marker
+    text = json.dumps(doc)
+    for marker in placements.values():
+        text = text.replace(json.dumps(marker), deep_json(DEEP))
+    return text
+
+
+def test_deep_fieldsv1_is_read_around_and_reported() -> None:
+    text = body_with({"request.oldObject.metadata.managedFields.3.fieldsV1": "@1",
+                      "request.object.metadata.managedFields.3.fieldsV1": "@2"})
+    with pytest.raises(RecursionError):
+        json.loads(text)  # the attack: what the webhook used to answer with HTTP 400
+    req = parse_review(text.encode())
+    assert req.uid == "3b2c1a90-8f7e-4d6c-b5a4-392817160504"
+    assert req.operation == "UPDATE" and req.user_info.username == "alice@example.com"
+    assert [p.split(".fieldsV1")[0] for p in req.unreadable] == [
+        "request.object.metadata.managedFields[3]", "request.oldObject.metadata.managedFields[3]"]
+    assert req.old_object is not None
+    assert req.old_object["metadata"]["labels"]["kubectl-gitops.dev/sync"] == "shop-apps"
+    assert req.old_object["metadata"]["managedFields"][3]["manager"] == "kubectl-edit"
+    assert req.old_object["metadata"]["managedFields"][0]["manager"] == "kubectl-gitops"
+
+
+def test_deep_custom_resource_spec_is_read_around() -> None:
+    req = parse_review(body_with({"request.oldObject.spec": "@1"}).encode())
+    assert len(req.unreadable) == 1 and req.unreadable[0].startswith("request.oldObject.spec.f:x")
+    assert req.old_object is not None and req.old_object["metadata"]["name"] == "web"
+
+
+def test_readable_review_reports_nothing_unreadable() -> None:
+    assert parse_review((FIXTURES / "deployment_update_kubectl_edit.json").read_bytes()).unreadable == ()
+
+
+@pytest.mark.parametrize("body", [
+    '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u-1","kind":',
+    '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u-1","x":' + "[" * 5000,
+    '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u-1"}} trailing',
+])
+def test_broken_body_still_yields_its_uid(body: str) -> None:
+    with pytest.raises(MalformedReview) as info:
+        parse_review(body.encode())
+    assert info.value.uid == "u-1"
+
+
+def test_wrong_field_after_uid_carries_the_uid() -> None:
+    doc = load("deployment_delete.json")
+    doc["request"]["operation"] = "PATCH"
+    with pytest.raises(MalformedReview, match=r"request\.operation") as info:
+        parse_review(json.dumps(doc))
+    assert info.value.uid == doc["request"]["uid"]
+
+
+def test_body_without_uid_has_none() -> None:
+    with pytest.raises(MalformedReview) as info:
+        parse_review(b"[" * 200_000)
+    assert info.value.uid == ""

@@ -251,10 +251,12 @@ def test_gc_and_namespace_controller_delete_passes(user: str) -> None:
     assert resp.allowed and resp.reason == "SystemDelete"
 
 
-def test_update_of_object_being_deleted_passes() -> None:
+def test_attack_editing_git_fields_of_a_terminating_object_is_denied() -> None:
+    """Once an object is being deleted (a finalizer holds it), Git's fields are still Git's."""
     def edit(r: dict[str, Any]) -> None:
-        r["oldObject"]["metadata"]["deletionTimestamp"] = "2025-11-23T10:00:00Z"
-    assert judge(request("deployment_update_kubectl_edit.json", edit)).reason == "BeingDeleted"
+        for obj in (r["oldObject"], r["object"]):
+            obj["metadata"]["deletionTimestamp"] = "2025-11-23T10:00:00Z"
+    assert_denied(judge(request("deployment_update_kubectl_edit.json", edit)), IMAGE_FIELD)
 
 
 def test_scale_passes_when_git_does_not_own_replicas() -> None:
@@ -368,3 +370,258 @@ def test_ownership_requires_both_labels() -> None:
     assert ownership({"metadata": {"labels": {LABEL_SYNC: "a"}}}) is None
     assert ownership({"metadata": {"labels": {LABEL_SYNC: "a", LABEL_SYNC_NAMESPACE: ""}}}) is None
     assert ownership(None) is None
+
+
+# ------------------------------------------------------------------ closing the ways around the guard
+
+BOB = "bob"
+GC = "system:serviceaccount:kube-system:generic-garbage-collector"
+OPERATOR = "system:serviceaccount:ops:cleanup-operator"
+
+
+def update(change: Callable[[dict[str, Any]], None], *, user: str = BOB, groups: list[str] | None = None,
+           old: Callable[[dict[str, Any]], None] | None = None, trusted: frozenset[str] = frozenset(),
+           sync: SyncInfo = SYNC) -> AdmissionResponse:
+    """An UPDATE of the fixture's managed Deployment: `change` edits the new object, `old` both."""
+    doc = raw("deployment_update_kubectl_edit.json")
+    r = doc["request"]
+    if old is not None:
+        old(r["oldObject"])
+    r["object"] = copy.deepcopy(r["oldObject"])
+    change(r["object"])
+    as_user(user, groups)(r)
+    return review(request_from_review(doc), lookup_of(sync), break_glass_group=BREAK_GLASS_GROUP,
+                  trusted=trusted)
+
+
+def meta(obj: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = obj["metadata"]
+    return result
+
+
+def add_finalizer(name: str) -> Callable[[dict[str, Any]], None]:
+    return lambda o: meta(o).setdefault("finalizers", []).append(name)
+
+
+OWNER_REF = {"apiVersion": "v1", "kind": "ConfigMap", "name": "bobs", "uid": "6f1c0f2e-0000-4000-8000-000000000001"}
+
+
+def add_owner_ref(ref: dict[str, Any] = OWNER_REF) -> Callable[[dict[str, Any]], None]:
+    return lambda o: meta(o).setdefault("ownerReferences", []).append(dict(ref))
+
+
+def test_unchanged_update_passes() -> None:
+    resp = update(lambda o: None)
+    assert resp.allowed and resp.reason == "NoOwnedFieldChanged"
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    (add_finalizer("bob.example/hold"), 'metadata.finalizers[="bob.example/hold"]'),
+    (add_owner_ref(), f"metadata.ownerReferences[uid={OWNER_REF['uid']}]"),
+    (add_owner_ref({**OWNER_REF, "uid": "does-not-exist"}), "metadata.ownerReferences[uid=does-not-exist]"),
+], ids=["finalizer", "owner-ref-to-bobs-object", "owner-ref-to-nothing"])
+def test_attack_adding_finalizers_or_owner_references_is_denied(change: Callable[[dict[str, Any]], None],
+                                                                field: str) -> None:
+    """An ownerReference lets the garbage collector delete the object; a finalizer keeps it half-deleted."""
+    resp = update(change)
+    assert_denied(resp, field)
+    assert resp.reason == "OwnedFieldChanged"
+
+
+def test_attack_changing_an_existing_owner_reference_is_denied() -> None:
+    def flip(o: dict[str, Any]) -> None:
+        meta(o)["ownerReferences"][0]["blockOwnerDeletion"] = False
+    resp = update(flip, old=add_owner_ref({**OWNER_REF, "blockOwnerDeletion": True}))
+    assert_denied(resp, f"metadata.ownerReferences[uid={OWNER_REF['uid']}]")
+
+
+def test_attack_finalizer_then_edit_while_terminating_is_denied() -> None:
+    def terminating(o: dict[str, Any]) -> None:
+        meta(o)["deletionTimestamp"] = "2025-11-23T10:00:00Z"
+        meta(o)["finalizers"] = ["bob.example/hold"]
+    def image(o: dict[str, Any]) -> None:
+        containers(o)[0]["image"] = "evil:1"
+    assert_denied(update(image, old=terminating), IMAGE_FIELD)
+
+
+def test_removing_an_undeclared_finalizer_from_a_terminating_object_passes() -> None:
+    """Its owner must be able to finish the deletion."""
+    def terminating(o: dict[str, Any]) -> None:
+        meta(o)["deletionTimestamp"] = "2025-11-23T10:00:00Z"
+        meta(o)["finalizers"] = ["bob.example/hold", "other.example/x"]
+    resp = update(lambda o: meta(o).update(finalizers=["other.example/x"]), old=terminating)
+    assert resp.allowed and resp.reason == "NoOwnedFieldChanged"
+    resp = update(lambda o: meta(o).pop("finalizers"), old=terminating)
+    assert resp.allowed
+
+
+def test_removing_an_owner_reference_passes() -> None:
+    resp = update(lambda o: meta(o).pop("ownerReferences"), old=add_owner_ref())
+    assert resp.allowed
+
+
+@pytest.mark.parametrize("user", [GC, "system:serviceaccount:kube-system:namespace-controller",
+                                  "system:kube-controller-manager"])
+def test_control_plane_controllers_may_change_owner_references_and_finalizers(user: str) -> None:
+    resp = update(lambda o: (add_finalizer("foregroundDeletion")(o), add_owner_ref()(o)), user=user)
+    assert resp.allowed and resp.reason == "NoOwnedFieldChanged"
+
+
+def test_gc_may_remove_an_owner_reference_git_declares_when_orphaning() -> None:
+    ref_key = "k:" + json.dumps({"uid": OWNER_REF["uid"]}, separators=(",", ":"))
+
+    def declared_ref(o: dict[str, Any]) -> None:
+        add_owner_ref()(o)
+        fields = meta(o)["managedFields"][0]["fieldsV1"]["f:metadata"]
+        fields["f:ownerReferences"] = {".": {}, ref_key: {}}
+
+    def orphan(o: dict[str, Any]) -> None:
+        meta(o).pop("ownerReferences")
+        meta(o)["managedFields"][0]["fieldsV1"]["f:metadata"].pop("f:ownerReferences")
+    assert update(orphan, user=GC, old=declared_ref).allowed
+    # ...but bob may not (Git declares it), nor may the GC edit Git's other fields.
+    assert_denied(update(orphan, old=declared_ref), "metadata.ownerReferences")
+    assert_denied(update(lambda o: containers(o)[0].update(image="x"), user=GC), IMAGE_FIELD)
+
+
+def test_trusted_controller_may_add_its_finalizer_but_nothing_else() -> None:
+    trusted = frozenset({OPERATOR})
+    assert update(add_finalizer("ops.example/cleanup"), user=OPERATOR, trusted=trusted).allowed
+    assert_denied(update(add_finalizer("ops.example/cleanup"), user=OPERATOR), "metadata.finalizers")
+    assert_denied(update(lambda o: containers(o)[0].update(image="x"), user=OPERATOR, trusted=trusted), IMAGE_FIELD)
+    assert_denied(judge(request("deployment_delete.json", as_user(OPERATOR))), "delete")
+
+
+def test_a_finalizer_git_declares_stays_git_s_even_while_terminating() -> None:
+    def declared(o: dict[str, Any]) -> None:
+        meta(o)["finalizers"] = ["shop.example/keep"]
+        meta(o)["managedFields"][0]["fieldsV1"]["f:metadata"]["f:finalizers"] = {
+            ".": {}, 'v:"shop.example/keep"': {}}
+
+    def terminating(o: dict[str, Any]) -> None:
+        declared(o)
+        meta(o)["deletionTimestamp"] = "2025-11-23T10:00:00Z"
+    assert_denied(update(add_finalizer("bob.example/hold"), old=declared), 'finalizers[="bob.example/hold"]')
+    assert_denied(update(lambda o: meta(o).pop("finalizers"), old=terminating), "metadata.finalizers")
+    assert update(lambda o: meta(o).pop("finalizers"), old=terminating, user=GC).allowed
+
+
+def test_applier_and_suspended_sync_may_add_finalizers() -> None:
+    assert update(add_finalizer("x.example/y"), user=APPLIER).allowed
+    assert update(add_finalizer("x.example/y"), sync=dataclasses.replace(SYNC, suspended=True)).allowed
+
+
+# ------------------------------------------------------------------ declared fields whose ownership moved
+
+
+def _lost_image(o: dict[str, Any]) -> None:
+    """What an allowed edit (suspended Sync, break-glass, outage) leaves: Git declares the image,
+    the record says so, but another manager owns it now."""
+    from kubectl_gitops.constants import ANNOTATION_FIELDS
+    from kubectl_gitops.core import declared
+
+    manifest = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "labels": {"app": "web"}},
+                "spec": {"replicas": 3, "template": {"spec": {"containers": [{"name": "web", "image": "shop:1"}]}}}}
+    meta(o)["annotations"][ANNOTATION_FIELDS] = declared.encode(declared.with_declared(manifest))
+    ours = meta(o)["managedFields"][0]["fieldsV1"]
+    ours["f:metadata"]["f:annotations"][f"f:{ANNOTATION_FIELDS}"] = {}
+    del ours["f:spec"]["f:template"]["f:spec"]
+    del ours["f:spec"]["f:replicas"]
+
+
+def test_attack_editing_a_declared_field_our_manager_lost_is_denied() -> None:
+    resp = update(lambda o: containers(o)[0].update(image="evil:1"), old=_lost_image)
+    assert_denied(resp, "spec.template.spec.containers")
+    resp = update(lambda o: o["spec"].update(replicas=9), old=_lost_image)
+    assert_denied(resp, "spec.replicas")
+    assert "Change it in Git" in resp.message
+
+
+def test_declared_lost_field_unchanged_or_applier_passes() -> None:
+    assert update(lambda o: meta(o)["annotations"].update(team="x"), old=_lost_image).allowed
+    assert update(lambda o: containers(o)[0].update(image="shop:2"), old=_lost_image, user=APPLIER).allowed
+
+
+def test_attack_rewriting_the_declared_record_is_denied() -> None:
+    from kubectl_gitops.constants import ANNOTATION_FIELDS
+    resp = update(lambda o: meta(o)["annotations"].update({ANNOTATION_FIELDS: "{}"}), old=_lost_image)
+    assert_denied(resp, ANNOTATION_FIELDS)
+
+
+# ------------------------------------------------------------------ hostile JSON: bounded, fails closed
+
+
+def deep(levels: int, leaf: Any = None) -> Any:
+    value: Any = leaf if leaf is not None else {}
+    for _ in range(levels):
+        value = {"f:x": value}
+    return value
+
+
+def test_attack_deep_fieldsv1_in_our_entry_is_refused_not_crashed() -> None:
+    def poison(o: dict[str, Any]) -> None:
+        meta(o)["managedFields"][0]["fieldsV1"]["f:spec"]["f:deep"] = deep(200)
+    resp = update(lambda o: None, old=poison)
+    assert_denied(resp, "could not analyse", "nested deeper than 64 levels", "Change it in Git")
+    assert resp.reason == "Unanalysable"
+    assert len(resp.message.splitlines()) == 2
+    assert update(lambda o: None, old=poison, user=APPLIER).allowed  # the applier can still repair it
+
+
+@pytest.mark.parametrize(("poison", "said"), [
+    (lambda o: meta(o)["managedFields"].extend({"manager": f"m{i}", "operation": "Update"} for i in range(300)),
+     "managedFields has 304 entries"),
+    (lambda o: meta(o)["managedFields"][0]["fieldsV1"]["f:data"].update(
+        {f"f:k{i}": {} for i in range(60_000)}) if False else
+        meta(o)["managedFields"][0]["fieldsV1"].update({"f:data": {f"f:k{i}": {} for i in range(60_000)}}),
+     "more than 50,000 nodes"),
+    (lambda o: o["spec"]["template"]["spec"].update(containers=[{"name": f"c{i}"} for i in range(20_000)]),
+     "20,000 items"),
+], ids=["managed-fields-entries", "fieldsv1-nodes", "list-length"])
+def test_attack_oversized_objects_are_refused_with_the_bound_named(poison: Callable[[dict[str, Any]], None],
+                                                                  said: str) -> None:
+    resp = update(lambda o: None, old=poison)
+    assert_denied(resp, said)
+    assert resp.reason == "Unanalysable"
+
+
+def test_deep_values_are_compared_without_recursion() -> None:
+    """A Git-owned value nested far past Python's recursion limit (an atomic field of a CR)."""
+    def judge_blobs(before: Any, after: Any) -> AdmissionResponse:
+        doc = raw("deployment_update_kubectl_edit.json")
+        r = doc["request"]
+        meta(r["oldObject"])["managedFields"][0]["fieldsV1"]["f:spec"]["f:blob"] = {}
+        r["object"] = {**r["oldObject"], "spec": {**r["oldObject"]["spec"], "blob": after}}
+        r["oldObject"]["spec"]["blob"] = before
+        return judge(request_from_review(doc))
+    assert judge_blobs(deep(300, {"leaf": 1}), deep(300, {"leaf": 1})).allowed
+    assert_denied(judge_blobs(deep(300, {"leaf": 1}), deep(300, {"leaf": 2})), "spec.blob")
+    resp = judge_blobs(deep(5000, {"leaf": 1}), deep(5000, {"leaf": 1}))
+    assert_denied(resp, "could not analyse", "nested deeper than 512 levels")
+
+
+def test_unreadable_request_of_a_managed_object_is_refused_but_the_applier_passes() -> None:
+    req = dataclasses.replace(request("deployment_update_kubectl_edit.json"),
+                              unreadable=("request.oldObject.metadata.managedFields[3].fieldsV1",))
+    resp = judge(req)
+    assert_denied(resp, "request.oldObject.metadata.managedFields[3].fieldsV1 is nested too deeply")
+    applier = dataclasses.replace(req, user_info=dataclasses.replace(req.user_info, username=APPLIER))
+    assert judge(applier).allowed
+    glass = dataclasses.replace(req, user_info=dataclasses.replace(req.user_info, groups=(BREAK_GLASS_GROUP,)))
+    resp = judge(glass)
+    assert resp.allowed and resp.warnings and resp.audit_annotations["drift-guard"] == "break-glass"
+
+
+def test_unreadable_labels_are_refused_as_unknown_ownership() -> None:
+    req = request("deployment_update_kubectl_edit.json", lambda r: r["oldObject"]["metadata"].pop("labels"))
+    req = dataclasses.replace(req, unreadable=("request.oldObject.metadata",))
+    assert needs_judgement(req)
+    resp = judge(req)
+    assert not resp.allowed and resp.reason == "Unreadable"
+    assert "can't tell whether a Sync manages the object" in resp.message
+
+
+def test_unreadable_parts_of_an_unmanaged_object_pass() -> None:
+    req = request("deployment_update_kubectl_edit.json", lambda r: r["oldObject"]["metadata"].pop("labels"))
+    req = dataclasses.replace(req, unreadable=("request.object.spec.blob",))
+    assert judge(req).reason == "NotManaged"

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from kubectl_gitops.core.managed_fields import (
     MISSING,
     SELF,
@@ -165,3 +167,62 @@ def test_keyed_items_resolve_the_same_on_repeat_and_with_keys_too_long_to_cache(
     other = copy.deepcopy(obj)
     other["spec"]["containers"][0]["image"] = "z"
     assert resolve(other, short) == "z"
+
+
+# ------------------------------------------------------------------ bounds: hostile objects never crash the walk
+
+
+def _deep_trie(levels: int) -> dict[str, Any]:
+    node: dict[str, Any] = {}
+    for _ in range(levels):
+        node = {"f:x": node}
+    return node
+
+
+def test_deep_fields_v1_is_refused_without_recursion() -> None:
+    from kubectl_gitops.core.bounded import LimitExceeded
+    from kubectl_gitops.core.managed_fields import MAX_DEPTH, decode_fields
+
+    assert len(decode_fields(_deep_trie(MAX_DEPTH - 1))) == 1
+    with pytest.raises(LimitExceeded, match=f"nested deeper than {MAX_DEPTH} levels"):
+        decode_fields(_deep_trie(50_000))  # far past Python's recursion limit: iterative
+
+
+def test_node_budget_is_shared_by_the_entries_of_one_object() -> None:
+    from kubectl_gitops.core.bounded import LimitExceeded
+    from kubectl_gitops.core.managed_fields import MAX_NODES, owned_paths
+
+    half = {f"f:k{i}": {} for i in range(MAX_NODES // 2 + 1)}
+    entry = {"manager": "kubectl-gitops", "operation": "Apply", "fieldsType": "FieldsV1"}
+    one = {"metadata": {"managedFields": [{**entry, "fieldsV1": {"f:data": half}}]}}
+    assert len(owned_paths(one)) == len(half)
+    two = {"metadata": {"managedFields": [{**entry, "fieldsV1": {"f:data": half}},
+                                          {**entry, "fieldsV1": {"f:spec": half}}]}}
+    with pytest.raises(LimitExceeded, match="more than 50,000 nodes"):
+        owned_paths(two)
+
+
+def test_too_many_entries_and_too_long_lists_are_named() -> None:
+    from kubectl_gitops.core.bounded import LimitExceeded
+    from kubectl_gitops.core.managed_fields import MAX_ENTRIES, MAX_LIST_ITEMS, resolve
+
+    entries = [{"manager": f"m{i}", "operation": "Update"} for i in range(MAX_ENTRIES + 1)]
+    with pytest.raises(LimitExceeded, match=f"{MAX_ENTRIES + 1} entries"):
+        owned_paths({"metadata": {"managedFields": entries}})
+    items = [{"name": str(i)} for i in range(MAX_LIST_ITEMS + 1)]
+    with pytest.raises(LimitExceeded, match="items"):
+        resolve({"l": items}, (("f", "l"), ("k", '{"name":"5"}')))
+
+
+def test_deep_keys_and_values_are_bounded() -> None:
+    from kubectl_gitops.core.bounded import LimitExceeded, same
+
+    with pytest.raises(LimitExceeded, match="nested too deeply"):
+        resolve({"l": [{"a": 1}]}, (("f", "l"), ("k", "[" * 5000 + "]" * 5000)))
+    a: Any = 1
+    for _ in range(5000):
+        a = [a]
+    with pytest.raises(LimitExceeded, match="nested deeper than"):
+        same(a, a)
+    assert same({"x": [1, {"y": True}]}, {"x": [1.0, {"y": True}]})
+    assert not same({"x": 1}, {"x": True}) and not same([0], [False])

@@ -56,6 +56,7 @@ def metrics_text(client: FlaskClient) -> str:
 # ------------------------------------------------------------------ malformed input
 
 
+# Bodies without a readable request.uid: nobody to answer, so HTTP 400 (no API server sends these).
 @pytest.mark.parametrize(("body", "reason"), [
     (b"", "body is not JSON"),
     (b"<xml/>", "body is not JSON"),
@@ -229,3 +230,77 @@ def test_each_app_has_its_own_registry() -> None:
     post(first, "/validate", raw("deployment_delete.json"))
     assert 'endpoint="/validate"' in metrics_text(first)
     assert 'endpoint="/validate"' not in metrics_text(second)
+
+
+# ------------------------------------------------------------------ hostile JSON: a review, never an HTTP error
+
+
+def _deep_body(levels: int = 5000, where: str = "oldObject") -> bytes:
+    doc = raw("deployment_update_kubectl_edit.json")
+    doc["request"][where]["metadata"]["managedFields"][3]["fieldsV1"] = "@deep"
+    return json.dumps(doc).replace('"@deep"', '{"f:x":' * levels + "{}" + "}" * levels).encode()
+
+
+@pytest.mark.parametrize("where", ["oldObject", "object"])
+def test_attack_deep_managed_fields_are_refused_with_a_review_not_an_http_error(where: str) -> None:
+    """Before: RecursionError -> HTTP 400 -> failurePolicy Ignore -> allowed. Now: a refusal."""
+    client = client_of()
+    code, doc = post(client, "/validate", _deep_body(where=where))
+    assert code == 200, doc
+    resp = doc["response"]
+    assert resp["uid"] == "3b2c1a90-8f7e-4d6c-b5a4-392817160504"
+    assert resp["allowed"] is False and resp["status"]["code"] == 403
+    assert "could not analyse" in resp["status"]["message"] and "nested too deeply" in resp["status"]["message"]
+    assert 'reason="Unanalysable"' in metrics_text(client)
+
+
+def test_deep_body_by_the_applier_is_allowed() -> None:
+    body = json.loads(raw_text := _deep_body(levels=10).decode())  # shallow enough to edit
+    body["request"]["userInfo"] = {"username": APPLIER, "groups": []}
+    deep = json.dumps(body).replace('{"f:x":' * 10 + "{}" + "}" * 10, '{"f:x":' * 5000 + "{}" + "}" * 5000)
+    assert raw_text != deep
+    code, doc = post(client_of(), "/validate", deep.encode())
+    assert code == 200 and doc["response"]["allowed"] is True
+
+
+@pytest.mark.parametrize(("path", "allowed"), [("/validate", False), ("/mutate", True)])
+def test_unparseable_review_with_a_uid_is_answered_not_400(path: str, allowed: bool) -> None:
+    doc = raw("deployment_update_kubectl_edit.json")
+    doc["request"]["operation"] = "PATCH"  # a shape the guard does not know
+    code, out = post(client_of(), path, doc)
+    assert code == 200 and out["response"]["uid"] == doc["request"]["uid"]
+    assert out["response"]["allowed"] is allowed
+    if not allowed:
+        assert "could not read this admission review" in out["response"]["status"]["message"]
+
+
+def test_truncated_review_with_a_uid_is_refused() -> None:
+    body = json.dumps(raw("deployment_update_kubectl_edit.json"))[:2000].encode()
+    code, out = post(client_of(), "/validate", body)
+    assert code == 200 and out["response"]["allowed"] is False
+    assert out["response"]["uid"] == "3b2c1a90-8f7e-4d6c-b5a4-392817160504"
+
+
+def test_trusted_controllers_reach_the_guard() -> None:
+    doc = raw("deployment_update_kubectl_edit.json")
+    r = doc["request"]
+    r["object"] = json.loads(json.dumps(r["oldObject"]))
+    r["object"]["metadata"]["finalizers"] = ["ops.example/cleanup"]
+    r["userInfo"] = {"username": "system:serviceaccount:ops:op", "groups": []}
+    _, refused = post(client_of(), "/validate", doc)
+    assert refused["response"]["allowed"] is False
+    app = create_app(lambda: lookup, None, trusted_controllers=["system:serviceaccount:ops:op"])
+    _, passed = post(app.test_client(), "/validate", doc)
+    assert passed["response"]["allowed"] is True
+
+
+def test_mutate_never_patches_an_object_it_could_not_read() -> None:
+    """A map read as None may exist: "add" on it would replace it, so no stamp at all."""
+    doc = raw("configmap_create_by_applier.json")
+    doc["request"]["object"]["data"] = "@deep"
+    body = json.dumps(doc).replace('"@deep"', '{"k":' * 5000 + "{}" + "}" * 5000).encode()
+    code, out = post(client_of(), "/mutate", body)
+    assert code == 200 and out["response"]["allowed"] is True and "patch" not in out["response"]
+    doc["request"]["object"]["data"] = {"k": "v"}
+    _, stamped = post(client_of(), "/mutate", doc)
+    assert "patch" in stamped["response"]  # control: the same create, readable, is stamped

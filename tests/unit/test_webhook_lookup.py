@@ -90,3 +90,29 @@ def test_parent_path_and_fetch() -> None:
     assert parent_path(core) == "/api/v1/namespaces/shop/replicationcontrollers/web"
     api = FakeApi({"/apis/apps/v1/namespaces/shop/deployments/web": {"kind": "Deployment"}})
     assert ApiParentFetcher(api)(req) == {"kind": "Deployment"}
+
+
+def test_parent_cache_is_keyed_by_the_scales_uid_and_resource_version() -> None:
+    """A Scale carries its parent's uid and resourceVersion: a parent at that version is reused,
+    any other version is read again, so the cache is never stale."""
+    doc = json.loads((FIXTURES / "deployment_scale.json").read_text())
+    path = "/apis/apps/v1/namespaces/shop/deployments/web"
+    meta = doc["request"]["oldObject"]["metadata"]
+    parent = {"kind": "Deployment", "metadata": {"uid": meta["uid"], "resourceVersion": meta["resourceVersion"]}}
+    api = FakeApi({path: parent})
+    fetch = ApiParentFetcher(api)
+    req = request_from_review(doc)
+    assert fetch(req) == parent and fetch(req) == parent
+    assert api.gets == [path]
+    meta["resourceVersion"] = "999999"  # the parent moved on (a scale went through, an apply)
+    newer = {"kind": "Deployment", "metadata": {"uid": meta["uid"], "resourceVersion": "999999"}}
+    api.objects[path] = newer
+    assert fetch(request_from_review(doc)) == newer
+    meta["uid"] = "another-object-same-name"
+    api.objects[path] = {"kind": "Deployment", "metadata": {"uid": "another-object-same-name",
+                                                            "resourceVersion": "999999"}}
+    assert fetch(request_from_review(doc))["metadata"]["uid"] == "another-object-same-name"  # type: ignore[index]
+    assert api.gets == [path, path, path]
+    del doc["request"]["oldObject"]
+    fetch(request_from_review(doc))
+    assert len(api.gets) == 4  # no version to match: always read
