@@ -37,9 +37,13 @@ def webhook() -> None:
                    "from this CA; /healthz, /readyz and /metrics need none. See docs/webhook.md.")
 @click.option("--client-name", "client_names", multiple=True,
               help="With --client-ca-file: the client certificate's CN or a DNS SAN must be one of these.")
+@click.option("--trusted-controller", "trusted_controllers", multiple=True,
+              help="A username (e.g. an operator's ServiceAccount) that may change ownerReferences and "
+                   "finalizers of managed objects, and nothing else Git owns. Repeatable.")
 def serve(cert_dir: Path | None, cert_file: Path | None, key_file: Path | None, port: int, bind_address: str,
           workers: int, threads: int, cache_ttl: float, break_glass_group: str, kubeconfig: str | None,
-          log_level: str, client_ca_file: Path | None, client_names: tuple[str, ...]) -> None:
+          log_level: str, client_ca_file: Path | None, client_names: tuple[str, ...],
+          trusted_controllers: tuple[str, ...]) -> None:
     """Serve /validate, /mutate, /healthz, /readyz and /metrics over TLS until SIGTERM."""
     from kubectl_gitops.core.errors import UsageError
 
@@ -63,7 +67,8 @@ def serve(cert_dir: Path | None, cert_file: Path | None, key_file: Path | None, 
                          "client certificate)")
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     lookup_factory, fetch = _cluster_callables(cache_ttl, kubeconfig)
-    app = create_app(lookup_factory, fetch, break_glass_group=break_glass_group)
+    app = create_app(lookup_factory, fetch, break_glass_group=break_glass_group,
+                     trusted_controllers=trusted_controllers)
     run(app, ServeOptions(certfile=str(cert_file), keyfile=str(key_file), bind=f"{bind_address}:{port}",
                           workers=workers, threads=threads, loglevel=log_level,
                           client_ca_file=str(client_ca_file) if client_ca_file else None,

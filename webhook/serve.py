@@ -207,10 +207,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--client-ca-file", default=None)
     parser.add_argument("--client-name", action="append", default=[])
+    parser.add_argument("--trusted-controller", action="append", default=[])
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     lookup_factory, fetch = _cluster_callables(args.cache_ttl)
-    app = create_app(lookup_factory, fetch, break_glass_group=args.break_glass_group)
+    app = create_app(lookup_factory, fetch, break_glass_group=args.break_glass_group,
+                     trusted_controllers=args.trusted_controller)
     serve(app, ServeOptions(certfile=args.cert_file, keyfile=args.key_file, bind=args.bind,
                             workers=args.workers, threads=args.threads, keepalive=args.keepalive,
                             loglevel=args.log_level, client_ca_file=args.client_ca_file,

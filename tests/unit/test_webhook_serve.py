@@ -121,3 +121,30 @@ def test_gunicorn_config_is_tls_gthread_with_our_hook(tmp_path: Path) -> None:
     assert cfg.worker_class_str == "gthread"
     assert cfg.ssl_context is server.ssl_hook
     assert server.load() is server.application
+
+
+def test_trusted_controllers_reach_the_guard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`webhook serve --trusted-controller` is handed to the app (the guard's allowed identities)."""
+    from click.testing import CliRunner
+
+    from kubectl_gitops.cli.main import cli
+    from kubectl_gitops_webhook import app as app_module
+    from kubectl_gitops_webhook import serve as serve_module
+
+    seen: dict[str, object] = {}
+
+    def fake_create_app(*args: object, **kwargs: object) -> object:
+        seen.update(kwargs)
+        return object()
+
+    monkeypatch.setattr(app_module, "create_app", fake_create_app)
+    monkeypatch.setattr(serve_module, "serve", lambda app, options: seen.setdefault("served", True))
+    monkeypatch.setattr(serve_module, "_cluster_callables", lambda ttl, kubeconfig: (lambda: None, None))
+    (tmp_path / "tls.crt").write_text("x")
+    (tmp_path / "tls.key").write_text("x")
+    result = CliRunner().invoke(cli, ["webhook", "serve", "--cert-dir", str(tmp_path), "--workers", "1",
+                                      "--trusted-controller", "system:serviceaccount:ops:operator",
+                                      "--trusted-controller", "alice"])
+    assert result.exit_code == 0, result.output
+    assert seen.get("served") is True
+    assert tuple(seen["trusted_controllers"]) == ("system:serviceaccount:ops:operator", "alice")  # type: ignore[arg-type]
