@@ -22,7 +22,16 @@ from kubectl_gitops.constants import FIELD_MANAGER, LABEL_SYNC, LABEL_SYNC_NAMES
 from kubectl_gitops.core.discovery import ResourceInfo, ResourceMap, from_crd
 from kubectl_gitops.core.errors import ApplyFailed, ClusterUnreachable, GitOpsError
 from kubectl_gitops.core.objects import IdentityKey, ObjectRef, ref_of
-from kubectl_gitops.core.plan import Action, ChangeSet, Verb, plan, prunable
+from kubectl_gitops.core.plan import (
+    Action,
+    ChangeSet,
+    PruneVerb,
+    Verb,
+    held_by_finalizers,
+    plan,
+    prune_decision,
+    waiting_on,
+)
 from kubectl_gitops.core.stages import stage_of
 
 JSON = dict[str, Any]
@@ -181,19 +190,22 @@ class Applier:
 
     def prune(self, stale: Iterable[ObjectRef], live: Mapping[IdentityKey, JSON]) -> tuple[
             list[ObjectResult], list[ObjectRef]]:
-        """Delete stale objects that still carry our labels. Returns results and refs to keep."""
+        """Delete stale objects that are still ours. Returns results and the refs that stay in the
+        inventory: failed deletes (retried next run) and objects held by finalizers (still there:
+        dropped once they are gone, never reported as pruned before)."""
         todo: list[ObjectRef] = []
         results: list[ObjectResult] = []
         for ref in stale:
-            ok, why = prunable(ref, live.get(ref.key), self.sync_name, self.sync_namespace)
-            if ok:
+            verb, why = prune_decision(ref, live.get(ref.key), self.sync_name, self.sync_namespace)
+            if verb is PruneVerb.DELETE:
                 todo.append(ref)
-            else:
+            elif verb is PruneVerb.WAIT:
+                results.append(ObjectResult(ref, "waiting", why))
+            else:  # SKIP or GONE: leaves the inventory
                 results.append(ObjectResult(ref, "skipped", why))
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            deleted = list(pool.map(self._delete_one, todo))
-        results += deleted
-        keep = [r.ref for r in deleted if r.action == "failed"]
+            results += list(pool.map(self._delete_one, todo))
+        keep = [r.ref for r in results if r.action in ("failed", "waiting")]
         return results, keep
 
     def _delete_one(self, ref: ObjectRef) -> ObjectResult:
@@ -201,11 +213,14 @@ class Applier:
             info = self.resources.get(ref.api_version, ref.kind)
             if info is None:
                 return ObjectResult(ref, "skipped", f"{ref.kind} is no longer served")
-            self.kube.delete(info, ref.name, ref.namespace or None)
+            answer = self.kube.delete_object(info, ref.name, ref.namespace or None)
         except GitOpsError as err:
             result = ObjectResult(ref, "failed", f"{ref.display}: delete failed: {err}")
         else:
-            result = ObjectResult(ref, "pruned")
+            if held_by_finalizers(answer):
+                result = ObjectResult(ref, "waiting", f"{ref.display} is being deleted; {waiting_on(answer or {})}")
+            else:
+                result = ObjectResult(ref, "pruned")
         self.tick(result.action, ref)
         return result
 
