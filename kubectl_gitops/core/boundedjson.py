@@ -40,41 +40,43 @@ def loads(raw: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
 def loads_bounded(text: str, max_depth: int = MAX_DEPTH) -> Any:
     """Iterative JSON decoding; containers below `max_depth` levels become None. ValueError if not JSON."""
     stack: list[Any] = []  # open containers, outermost first
-    keys: list[str | None] = []  # the pending key of each open object (None for arrays)
+    keys: list[str] = []  # the pending key of each open container ("" for arrays)
     pos = _ws(text, 0)
     while True:
         value, pos, opened = _value(text, pos, len(stack), max_depth)
         if opened is not None:
             stack.append(opened)
-            if isinstance(opened, dict):
-                key, pos = _key(text, pos)
-                keys.append(key)
-            else:
-                keys.append(None)
+            key, pos = _key(text, pos) if isinstance(opened, dict) else ("", pos)
+            keys.append(key)
             continue
-        # A complete value: attach it, closing as many containers as end here.
-        while True:
-            if not stack:
-                if _ws(text, pos) != len(text):
-                    raise ValueError(f"extra data at character {pos}")
-                return value
-            top = stack[-1]
+        done, value, pos = _close(text, pos, value, stack, keys)
+        if done:
+            return value
+
+
+def _close(text: str, pos: int, value: Any, stack: list[Any], keys: list[str]) -> tuple[bool, Any, int]:
+    """Attach a complete value, closing the containers that end after it: (finished, value, pos)."""
+    while stack:
+        top = stack[-1]
+        if isinstance(top, dict):
+            top[keys[-1]] = value
+        else:
+            top.append(value)
+        pos = _ws(text, pos)
+        char = text[pos:pos + 1]
+        if char == ",":
+            pos = _ws(text, pos + 1)
             if isinstance(top, dict):
-                top[str(keys[-1])] = value
-            else:
-                top.append(value)
-            pos = _ws(text, pos)
-            char = text[pos:pos + 1]
-            if char == ",":
-                pos = _ws(text, pos + 1)
-                if isinstance(top, dict):
-                    keys[-1], pos = _key(text, pos)
-                break
-            if char != ("}" if isinstance(top, dict) else "]"):
-                raise ValueError(f"expected ',' or a closing bracket at character {pos}")
-            pos += 1
-            value = stack.pop()
-            keys.pop()
+                keys[-1], pos = _key(text, pos)
+            return False, None, pos
+        if char != ("}" if isinstance(top, dict) else "]"):
+            raise ValueError(f"expected ',' or a closing bracket at character {pos}")
+        pos += 1
+        value = stack.pop()
+        keys.pop()
+    if _ws(text, pos) != len(text):
+        raise ValueError(f"extra data at character {pos}")
+    return True, value, pos
 
 
 def _value(text: str, pos: int, depth: int, max_depth: int) -> tuple[Any, int, Any]:

@@ -21,8 +21,9 @@ def fields_v1(value: Any, top: bool = True) -> dict[str, Any]:
         if child is None or (top and key in _SKIPPED):
             continue
         if top and key == "metadata" and isinstance(child, dict):
-            child = {k: v for k, v in child.items() if k not in _SERVER_META}
-        out[f"f:{key}"] = fields_v1(child, top=False)
+            out[f"f:{key}"] = fields_v1({k: v for k, v in child.items() if k not in _SERVER_META}, top=False)
+        else:
+            out[f"f:{key}"] = fields_v1(child, top=False)
     return out
 
 
