@@ -108,9 +108,9 @@ class Kube:
                 method, url, body=data, headers=headers, timeout=urllib3.Timeout(total=timeout or self.timeout),
                 preload_content=True)
         except urllib3.exceptions.HTTPError as err:
-            if data is not None and len(data) > LARGE_BODY and _connection_dropped(err):
-                # The server stops reading a body over its limit and drops the connection: that
-                # is a refusal of this object, not an unreachable server.
+            if data is not None and len(data) > LARGE_BODY and self.ready():
+                # The server stops reading a body far over its limit and drops the connection,
+                # yet answers a small request: a refusal of this object, not an unreachable server.
                 raise TooLarge(f"the API server at {self.server} refused a {len(data)} byte request "
                                f"({method} {path}) by closing the connection: too large") from err
             raise ClusterUnreachable(f"API server {self.server} unreachable ({method} {path}): "
@@ -262,11 +262,6 @@ def _decode(raw: bytes, method: str, path: str) -> JSON:
     if not isinstance(out, dict):
         raise GitOpsError(f"the API server's answer to {method} {path} is not a JSON object")
     return out
-
-
-def _connection_dropped(err: Exception) -> bool:
-    text = str(err).lower()
-    return any(s in text for s in ("broken pipe", "connection reset", "connection aborted", "remotedisconnected"))
 
 
 def _api_error(status: int, raw: bytes, method: str, path: str) -> GitOpsError:

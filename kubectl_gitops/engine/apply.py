@@ -9,6 +9,7 @@ a failure stops the ones after it, and the caller never prunes after a failed ap
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -139,8 +140,8 @@ class Applier:
         except ClusterUnreachable as err:
             self._unreachable.set()
             result = ObjectResult(ref, "failed", f"{ref.display}: {err}")
-        except GitOpsError as err:
-            result = ObjectResult(ref, "failed", str(err))
+        except GitOpsError as err:  # TooLarge among others: this object's failure, not the server's
+            result = ObjectResult(ref, "failed", f"{ref.display}: {err}")
         else:
             result = ObjectResult(ref, _created_or_configured(action, out, started))
         self.tick(result.action, ref)
@@ -152,6 +153,9 @@ class Applier:
     def _on_apply_error(self, action: Action, err: ApiError, started: float) -> ObjectResult:
         if self.force and err.status == 422 and "immutable" in str(err):
             return self._recreate(action, started)
+        if too_large(err):
+            return ObjectResult(action.ref, "failed", f"{action.ref.display}: refused by the API server as too "
+                                                      f"large ({_size(action.obj)} bytes as JSON): {err}")
         return ObjectResult(action.ref, "failed", f"{action.ref.display}: {err}")
 
     def _recreate(self, action: Action, started: float) -> ObjectResult:
@@ -233,6 +237,16 @@ class ApplyFailedWith(ApplyFailed):
         more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""
         super().__init__(f"{len(failed)} object(s) failed to apply: {first}{more}")
         self.results = results
+
+
+def too_large(err: ApiError) -> bool:
+    """HTTP 413 (the API server's body limit) or etcd's own limit (a 500 with its message)."""
+    text = str(err).lower()
+    return err.status == 413 or "too large" in text or "entity too large" in text
+
+
+def _size(obj: JSON) -> int:
+    return len(json.dumps(obj, separators=(",", ":")))
 
 
 def _created_or_configured(action: Action, out: JSON, started: float) -> str:

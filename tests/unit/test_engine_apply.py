@@ -337,7 +337,7 @@ def test_unserved_kind_fails_that_object_with_a_clear_message() -> None:
         run(applier(kube), [own(widget()), own(configmap())])  # no CRD for Widget anywhere
     failed = [r for r in err.value.results if r.action == "failed"]
     assert [r.ref.name for r in failed] == ["w1"]
-    assert failed[0].message == "Widget in example.com/v1 is not served by the API server"
+    assert failed[0].message == "Widget/prod/w1: Widget in example.com/v1 is not served by the API server"
     assert "w1" not in kube.names("apply")
 
 
@@ -535,3 +535,17 @@ def test_an_unreachable_server_stops_the_stage_instead_of_timing_out_object_by_o
     assert len(results) == 40 and all(r.action == "failed" for r in results)
     assert results[0].message.startswith("ConfigMap/") and "unreachable" in results[0].message
     assert "not sent, the API server is unreachable" in results[1].message
+
+
+def test_an_object_refused_as_too_large_is_named_and_the_rest_is_applied() -> None:
+    kube = FakeKube()
+    kube.apply_errors["huge"] = ApiError(413, "Request entity too large: limit is 3145728")
+    a = applier(kube)
+    changes = a.plan([own(configmap("huge")), own(configmap("small"))], {})
+    with pytest.raises(ApplyFailedWith) as failed:
+        a.apply(changes, time.time())
+    messages = {r.ref.name: (r.action, r.message) for r in failed.value.results}
+    assert messages["small"][0] == "created"
+    assert messages["huge"][0] == "failed"
+    assert messages["huge"][1].startswith("ConfigMap/prod/huge: refused by the API server as too large (")
+    assert "unreachable" not in str(failed.value)
