@@ -81,8 +81,10 @@ def with_declared(manifest: Mapping[str, Any]) -> Trie:
 
 def encode(trie: Trie) -> str:
     """Compact JSON of `trie`, coarsened from the leaves up until it fits in MAX_BYTES."""
-    depth = _depth(trie)
     text = _dumps(trie)
+    if len(text) <= MAX_BYTES:
+        return text  # nearly always: no need to know the depth
+    depth = _depth(trie)
     while len(text) > MAX_BYTES and depth > 1:
         depth -= 1
         text = _dumps(_cut(trie, depth))
@@ -257,7 +259,23 @@ def ownership_lost(desired: Mapping[str, Any], live: Mapping[str, Any] | None,
     """Declared paths of `desired` that `manager` no longer owns on `live` (the plan re-applies)."""
     if live is None:
         return []
-    return lost_paths(with_declared(desired), live, manager)
+    return lost_paths(_declared_of(desired), live, manager)
+
+
+def _declared_of(desired: Mapping[str, Any]) -> Trie:
+    """The trie of a desired object: the record `stamp` put on it (our own text, decoded by the C
+    parser: several times cheaper than walking the manifest again), else computed."""
+    meta = desired.get("metadata")
+    notes = meta.get("annotations") if isinstance(meta, Mapping) else None
+    text = notes.get(ANNOTATION_FIELDS) if isinstance(notes, Mapping) else None
+    if isinstance(text, str):
+        try:
+            trie = json.loads(text)
+        except (ValueError, RecursionError):
+            trie = None
+        if isinstance(trie, dict):
+            return trie
+    return with_declared(desired)
 
 
 def value_at(obj: Any, path: KeyPath) -> Any:
