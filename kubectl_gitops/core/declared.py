@@ -68,7 +68,18 @@ def declared_trie(manifest: Mapping[str, Any]) -> Trie:
 def _trie(value: Any, depth: int) -> Trie:
     if not isinstance(value, Mapping) or depth >= MAX_DEPTH:
         return {}
-    return {str(k): _trie(v, depth + 1) for k, v in value.items() if v is not None}
+    out: Trie = {}
+    for key, child in value.items():
+        if child is None:
+            continue
+        # `type(...) is` first: manifests are plain dicts and scalars, and the ABC check is slow.
+        kind = type(child)
+        nested = kind is dict or (kind not in _LEAVES and isinstance(child, Mapping))
+        out[key if type(key) is str else str(key)] = _trie(child, depth + 1) if nested else {}
+    return out
+
+
+_LEAVES: Final = frozenset({str, int, float, bool, list})
 
 
 def with_declared(manifest: Mapping[str, Any]) -> Trie:
@@ -259,7 +270,26 @@ def ownership_lost(desired: Mapping[str, Any], live: Mapping[str, Any] | None,
     """Declared paths of `desired` that `manager` no longer owns on `live` (the plan re-applies)."""
     if live is None:
         return []
-    return lost_paths(_declared_of(desired), live, manager)
+    trie = _declared_of(desired)
+    owners = _fields_of(live, manager)
+    if len(owners) == 1 and _all_owned(trie, owners[0]):
+        return []  # the common case, answered without building a single path
+    return lost_paths(trie, live, manager)
+
+
+def _all_owned(trie: Trie, fields: Mapping[str, Any]) -> bool:
+    """Does the one fieldsV1 trie `fields` own every declared path? (lost_paths' rule, one owner,
+    no paths built: this runs for every unchanged object of every sync.)"""
+    todo: list[tuple[Trie, Mapping[str, Any]]] = [(trie, fields)]
+    while todo:
+        node, owned = todo.pop()
+        for key, child in node.items():
+            sub = owned.get("f:" + key)
+            if sub is None:
+                return False
+            if child and sub and type(sub) is dict:
+                todo.append((child, sub))
+    return True
 
 
 def _declared_of(desired: Mapping[str, Any]) -> Trie:

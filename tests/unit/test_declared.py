@@ -187,3 +187,12 @@ def test_an_empty_annotations_map_applied_once_does_not_own_keys_added_later() -
     obj["metadata"]["annotations"]["kubectl-gitops.dev/prune"] = "disabled"
     assert not declared.owns_key(obj, ("metadata", "annotations", "kubectl-gitops.dev/prune"))
     assert not declared.declared_by_git(obj, ("metadata", "annotations", "kubectl-gitops.dev/prune"))
+
+
+def test_the_fast_path_agrees_with_the_full_walk() -> None:
+    cases = [OURS, {**OURS, "f:spec": {}}, {"f:metadata": OURS["f:metadata"]}, {**OURS, "f:spec": None},
+             {**OURS, "f:spec": {**OURS["f:spec"], "f:template": {"f:metadata": {}}}}]
+    for ours in cases:
+        obj = live(ours)
+        full = declared.lost_paths(declared.with_declared(DEPLOYMENT), obj)
+        assert declared.ownership_lost(DEPLOYMENT, obj) == full
