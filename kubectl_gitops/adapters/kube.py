@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from kubectl_gitops.core import boundedjson
 from kubectl_gitops.core.discovery import DISCOVERY_ACCEPT, ResourceInfo, ResourceMap, parse_aggregated
 from kubectl_gitops.core.errors import ClusterUnreachable, GitOpsError, TooLarge
 
@@ -256,7 +255,7 @@ def _decode(raw: bytes, method: str, path: str) -> JSON:
     if not raw:
         return {}
     try:
-        out = boundedjson.loads(raw)
+        out = _loads(raw)
     except ValueError as err:
         raise GitOpsError(f"the API server's answer to {method} {path} is not JSON: {err}") from err
     if not isinstance(out, dict):
@@ -264,9 +263,18 @@ def _decode(raw: bytes, method: str, path: str) -> JSON:
     return out
 
 
+def _loads(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except RecursionError:  # rare: the fallback is imported only then
+        from kubectl_gitops.core import boundedjson
+
+        return boundedjson.loads(raw)
+
+
 def _api_error(status: int, raw: bytes, method: str, path: str) -> GitOpsError:
     try:
-        body = boundedjson.loads(raw) if raw else {}
+        body = _loads(raw) if raw else {}
     except ValueError:
         body = {}
     if not isinstance(body, dict):
