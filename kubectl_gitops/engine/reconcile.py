@@ -150,7 +150,7 @@ class Engine:
         new = Inventory(ref_of(o) for o in desired)
         recorded = (run.obj.get("status") or {}).get("inventory")
         if reset_inventory:
-            old, live = self._adopt(run, applier, recorded, new)
+            old, live = self._adopt(applier, recorded, new)
         else:
             old = _read_inventory(spec, recorded)
             kinds = {(r.api_version, r.kind) for r in old} | {(o["apiVersion"], o["kind"]) for o in desired}
@@ -182,7 +182,7 @@ class Engine:
                 raise PruneFailed("; ".join(r.message for r in failed[:3]))
         self._wait(run, applier, desired)
 
-    def _adopt(self, run: _Run, applier: Applier, recorded: Any, new: Inventory) -> tuple[
+    def _adopt(self, applier: Applier, recorded: Any, new: Inventory) -> tuple[
             Inventory, dict[IdentityKey, JSON]]:
         """`--reset-inventory`: rebuild the inventory from the cluster. Adopted are the objects of
         the kinds in Git or in the readable part of the old inventory that carry this Sync's
