@@ -230,7 +230,7 @@ class Engine:
             manifests = mf.apply_target_namespace(manifests, spec.target_namespace, _strict_scope(scope))
         manifests = mf.default_namespace(manifests, spec.namespace, _strict_scope(scope))
         mf.check_duplicates(manifests)  # again, now that namespaces are settled: `ns: x` and none are one object
-        return [stamp(m.obj, spec.name, spec.namespace, tree.revision) for m in manifests]
+        return [_stamped(m.obj, spec, tree.revision) for m in manifests]
 
     def _variables(self, spec: SyncSpec) -> dict[str, str]:
         values: dict[str, str] = {}
@@ -485,6 +485,13 @@ def read_inventory(namespace: str, name: str, recorded: Any) -> Inventory:
             f"pruned. Repair: `kubectl gitops sync {name} -n {namespace} --reset-inventory` rebuilds it "
             f"from the objects that carry this Sync's labels and were applied by {FIELD_MANAGER}"
         ) from err
+
+
+def _stamped(obj: JSON, spec: SyncSpec, revision: str) -> JSON:
+    try:
+        return stamp(obj, spec.name, spec.namespace, revision)
+    except RecursionError as err:
+        raise BuildFailed(f"{ref_of(obj).display}: nested too deeply to process") from err
 
 
 def _stranger_ref(key: IdentityKey, obj: JSON) -> ObjectRef:
