@@ -274,7 +274,10 @@ def ownership_lost(desired: Mapping[str, Any], live: Mapping[str, Any] | None,
     owners = _fields_of(live, manager)
     if len(owners) == 1 and _all_owned(trie, owners[0]):
         return []  # the common case, answered without building a single path
-    return lost_paths(trie, live, manager)
+    # An empty list or map in Git may leave no owner at all (the API server records none for an
+    # empty keyed list such as a webhook configuration's `webhooks: []`); the plan forgives it
+    # as "absent" too, so it is not a field to take back.
+    return [p for p in lost_paths(trie, live, manager) if value_at(desired, p) not in ([], {})]
 
 
 def _all_owned(trie: Trie, fields: Mapping[str, Any]) -> bool:

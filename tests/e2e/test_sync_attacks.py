@@ -285,7 +285,17 @@ def every_kind(ns: str) -> list[dict[str, Any]]:
          "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}},
         {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
          "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}},
+        {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "h"},
+         "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "d"},
+                  "minReplicas": 1, "maxReplicas": 3}},
+        {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "q"},
+         "spec": {"hard": {"pods": "10", "requests.cpu": "1000m"}}},
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+         "metadata": {"name": f"{ns}-vwc"}, "webhooks": []},
     ]
+
+
+CLUSTER_SCOPED = ("Namespace", "ClusterRole", "CustomResourceDefinition", "ValidatingWebhookConfiguration")
 
 
 def test_a_no_change_resync_writes_nothing_for_any_kind(w: World) -> None:
@@ -297,9 +307,10 @@ def test_a_no_change_resync_writes_nothing_for_any_kind(w: World) -> None:
         second = w.sync_ok("app")
         assert set(second.results.values()) == {"unchanged"}, second.output
     finally:
-        kubectl("delete", "crd", objs[9]["metadata"]["name"], "--wait=false", kubeconfig=w.kubeconfig, check=False)
-        kubectl("delete", "clusterrole", objs[8]["metadata"]["name"], "namespace", objs[0]["metadata"]["name"],
-                "--wait=false", kubeconfig=w.kubeconfig, check=False)
+        for obj in objs:
+            if obj["kind"] in CLUSTER_SCOPED:
+                kubectl("delete", obj["kind"].lower(), obj["metadata"]["name"], "--wait=false",
+                        kubeconfig=w.kubeconfig, check=False)
 
 
 # ------------------------------------------------------------------ D. prune is Git's decision

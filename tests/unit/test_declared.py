@@ -196,3 +196,15 @@ def test_the_fast_path_agrees_with_the_full_walk() -> None:
         obj = live(ours)
         full = declared.lost_paths(declared.with_declared(DEPLOYMENT), obj)
         assert declared.ownership_lost(DEPLOYMENT, obj) == full
+
+
+def test_an_empty_list_in_git_that_the_server_records_no_owner_for_is_not_lost() -> None:
+    # What the API server does for `webhooks: []` on a ValidatingWebhookConfiguration.
+    vwc = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+           "metadata": {"name": "v", "annotations": {ANNOTATION_FIELDS: "x"}}, "webhooks": []}
+    ours = {"f:metadata": {"f:annotations": {f"f:{ANNOTATION_FIELDS}": {}}}}
+    obj = {**vwc, "metadata": {**vwc["metadata"], "managedFields": [
+        {"manager": FIELD_MANAGER, "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": ours}]}}
+    assert declared.ownership_lost({**vwc, "metadata": {"name": "v"}}, obj) == []
+    assert declared.ownership_lost({**vwc, "metadata": {"name": "v"}, "webhooks": [{"name": "w"}]}, obj) == [
+        ("webhooks",)]
