@@ -15,9 +15,12 @@ from typing import Any
 from urllib.parse import quote
 
 from kubectl_gitops.core.discovery import DISCOVERY_ACCEPT, ResourceInfo, ResourceMap, parse_aggregated
-from kubectl_gitops.core.errors import ClusterUnreachable, GitOpsError
+from kubectl_gitops.core.errors import ClusterUnreachable, GitOpsError, TooLarge
 
 JSON = dict[str, Any]
+LARGE_BODY = 1024 * 1024
+"""Request bodies above this size that end in a dropped connection were refused as too large
+(the API server's own limit is 3 MiB, etcd's 1.5 MiB): smaller ones mean an unreachable server."""
 
 
 class ApiError(GitOpsError):
@@ -104,12 +107,16 @@ class Kube:
                 method, url, body=data, headers=headers, timeout=urllib3.Timeout(total=timeout or self.timeout),
                 preload_content=True)
         except urllib3.exceptions.HTTPError as err:
+            if data is not None and len(data) > LARGE_BODY and self.ready():
+                # The server stops reading a body far over its limit and drops the connection,
+                # yet answers a small request: a refusal of this object, not an unreachable server.
+                raise TooLarge(f"the API server at {self.server} refused a {len(data)} byte request "
+                               f"({method} {path}) by closing the connection: too large") from err
             raise ClusterUnreachable(f"API server {self.server} unreachable ({method} {path}): "
                                      f"{_short(err)}") from err
         if resp.status >= 300:
             raise _api_error(resp.status, resp.data, method, path)
-        raw = resp.data
-        return json.loads(raw) if raw else {}
+        return _decode(resp.data, method, path)
 
     # ------------------------------------------------------------ small helpers
 
@@ -190,15 +197,20 @@ class Kube:
     def delete(self, info: ResourceInfo, name: str, namespace: str | None = None, *,
                propagation: str = "Background") -> bool:
         """Delete one object; False if it was already gone."""
+        return self.delete_object(info, name, namespace, propagation=propagation) is not None
+
+    def delete_object(self, info: ResourceInfo, name: str, namespace: str | None = None, *,
+                      propagation: str = "Background") -> JSON | None:
+        """Delete one object; the server's answer (the object, with `deletionTimestamp` while
+        finalizers hold it, or a Status), or None if it was already gone."""
         body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
         try:
-            self.request("DELETE", object_path(info.api_version, info.plural, _ns(info, namespace), name),
-                         body=body)
+            return self.request("DELETE", object_path(info.api_version, info.plural, _ns(info, namespace), name),
+                                body=body)
         except ApiError as err:
             if err.status == 404:
-                return False
+                return None
             raise
-        return True
 
     def create(self, info: ResourceInfo, obj: JSON) -> JSON:
         ns = (obj.get("metadata") or {}).get("namespace")
@@ -238,9 +250,31 @@ def _short(err: Exception) -> str:
     return text.splitlines()[0][:200]
 
 
+def _decode(raw: bytes, method: str, path: str) -> JSON:
+    """The body as JSON; however deeply nested (core.boundedjson), never a RecursionError."""
+    if not raw:
+        return {}
+    try:
+        out = _loads(raw)
+    except ValueError as err:
+        raise GitOpsError(f"the API server's answer to {method} {path} is not JSON: {err}") from err
+    if not isinstance(out, dict):
+        raise GitOpsError(f"the API server's answer to {method} {path} is not a JSON object")
+    return out
+
+
+def _loads(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except RecursionError:  # rare: the fallback is imported only then
+        from kubectl_gitops.core import boundedjson
+
+        return boundedjson.loads(raw)
+
+
 def _api_error(status: int, raw: bytes, method: str, path: str) -> GitOpsError:
     try:
-        body = json.loads(raw) if raw else {}
+        body = _loads(raw) if raw else {}
     except ValueError:
         body = {}
     if not isinstance(body, dict):

@@ -93,6 +93,15 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as err:  # the last line of defence: one clear line, the traceback only with --debug
+        if debug:
+            raise
+        text = str(err).splitlines()[0][:300] if str(err) else ""
+        what = "an object nested too deeply to process" if isinstance(err, RecursionError) else \
+            f"unexpected {type(err).__name__}"
+        click.echo(f"error: {what}{': ' + text if text else ''} (a bug: please report it; "
+                   f"--debug shows the traceback)", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

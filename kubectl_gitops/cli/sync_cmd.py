@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import sys
 import threading
+import traceback
 from typing import Any
 
 import click
 
 from kubectl_gitops.cli.common import emit, kube_options, merged, output_option
 
-SHOWN = ("created", "configured", "pruned", "failed", "skipped")
+SHOWN = ("created", "configured", "pruned", "failed", "skipped", "waiting", "ignored")
 UNCHANGED_LISTED = 50  # like kubectl apply, list unchanged objects too, unless there are many
 
 
@@ -50,9 +51,12 @@ class _Bar:
 @kube_options
 @output_option("json", "yaml")
 @click.option("--concurrency", default=16, show_default=True, help="Concurrent writes.")
+@click.option("--reset-inventory", is_flag=True,
+              help="Rebuild a damaged status.inventory from the objects that carry the Sync's labels and "
+                   "were applied by kubectl-gitops (see docs/engine-guarantees.md).")
 @click.pass_context
 def sync(ctx: click.Context, name: str, kubeconfig_: str | None, context_: str | None, namespace_: str | None,
-         output: str | None, concurrency: int) -> None:
+         output: str | None, concurrency: int, reset_inventory: bool) -> None:
     """Reconcile the Sync NAME now: fetch, build, apply, prune, wait, record."""
     from kubectl_gitops.cli.context import connect, namespace_of
     from kubectl_gitops.engine.reconcile import Engine
@@ -64,8 +68,10 @@ def sync(ctx: click.Context, name: str, kubeconfig_: str | None, context_: str |
     engine = Engine(kube, tick=bar.tick, on_total=bar.begin, concurrency=concurrency)
     if output is None:
         click.echo(f"► syncing {namespace}/{name}", err=True)
-    report = engine.reconcile(namespace, name)
+    report = engine.reconcile(namespace, name, reset_inventory=reset_inventory)
     bar.end()
+    if report.error is not None and opts.debug:
+        traceback.print_exception(report.error, file=sys.stderr)
     data = {"sync": report.key, "revision": report.revision, "ready": report.ready, "reason": report.reason,
             "message": report.message, "durationSeconds": round(report.duration, 3), "counts": report.counts,
             "objects": [{"object": r.ref.display, "result": r.action, **({"message": r.message} if r.message

@@ -26,11 +26,11 @@ anything malformed, so a hostile annotation can never crash or stall its reader.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, Final
 
 from kubectl_gitops.constants import ANNOTATION_FIELDS, FIELD_MANAGER
-from kubectl_gitops.core.managed_fields import MISSING, FieldPath, format_path, owned_paths
+from kubectl_gitops.core.managed_fields import MISSING, format_path
 
 Trie = dict[str, Any]
 KeyPath = tuple[str, ...]
@@ -68,7 +68,18 @@ def declared_trie(manifest: Mapping[str, Any]) -> Trie:
 def _trie(value: Any, depth: int) -> Trie:
     if not isinstance(value, Mapping) or depth >= MAX_DEPTH:
         return {}
-    return {str(k): _trie(v, depth + 1) for k, v in value.items() if v is not None}
+    out: Trie = {}
+    for key, child in value.items():
+        if child is None:
+            continue
+        # `type(...) is` first: manifests are plain dicts and scalars, and the ABC check is slow.
+        kind = type(child)
+        nested = kind is dict or (kind not in _LEAVES and isinstance(child, Mapping))
+        out[key if type(key) is str else str(key)] = _trie(child, depth + 1) if nested else {}
+    return out
+
+
+_LEAVES: Final = frozenset({str, int, float, bool, list})
 
 
 def with_declared(manifest: Mapping[str, Any]) -> Trie:
@@ -81,8 +92,10 @@ def with_declared(manifest: Mapping[str, Any]) -> Trie:
 
 def encode(trie: Trie) -> str:
     """Compact JSON of `trie`, coarsened from the leaves up until it fits in MAX_BYTES."""
-    depth = _depth(trie)
     text = _dumps(trie)
+    if len(text) <= MAX_BYTES:
+        return text  # nearly always: no need to know the depth
+    depth = _depth(trie)
     while len(text) > MAX_BYTES and depth > 1:
         depth -= 1
         text = _dumps(_cut(trie, depth))
@@ -161,31 +174,95 @@ def leaf_paths(trie: Trie) -> list[KeyPath]:
 
 
 def lost_paths(trie: Trie, obj: Mapping[str, Any] | None, manager: str = FIELD_MANAGER) -> list[KeyPath]:
-    """Declared paths that `manager` owns nothing at, below, or (atomically) above, in `obj`."""
-    covered, atomic = _coverage(owned_paths(obj, manager))
-    lost = []
-    for path in leaf_paths(trie):
-        if path in covered or any(path[:n] in atomic for n in range(1, len(path))):
+    """Declared paths that `manager` owns nothing at, below, or (atomically) above, in `obj`.
+
+    Walks the declared trie and `manager`'s fieldsV1 tries side by side, iteratively and only
+    along declared keys: the cost is the size of the (bounded) declared trie, and a hostile
+    fieldsV1 nested thousands deep is never descended into."""
+    roots = _fields_of(obj, manager)
+    lost: list[KeyPath] = []
+    todo: list[tuple[KeyPath, Trie, list[Mapping[str, Any]]]] = [((), trie, roots)]
+    while todo:
+        prefix, node, owners = todo.pop()
+        for key, child in node.items():
+            path = (*prefix, key)
+            below, atomic = _owned_under(owners, key)
+            if atomic:
+                continue  # owned as a whole: covers everything below it
+            if not below:
+                rests = leaf_paths(child) if child else []
+                lost += [(*path, *rest) for rest in rests] if rests else [path]
+            elif child and isinstance(child, dict):
+                todo.append((path, child, below))
+    return sorted(lost)
+
+
+def _owned_under(owners: list[Mapping[str, Any]], key: str) -> tuple[list[Mapping[str, Any]], bool]:
+    """(the non-empty fieldsV1 nodes of `f:key` in `owners`, whether one owns `key` as a leaf)."""
+    below: list[Mapping[str, Any]] = []
+    for fields in owners:
+        sub = fields.get(f"f:{key}", MISSING)
+        if sub is MISSING:
             continue
-        lost.append(path)
-    return lost
+        if not isinstance(sub, Mapping) or not sub:
+            return [], True
+        below.append(sub)
+    return below, False
 
 
-def _coverage(paths: Iterable[FieldPath]) -> tuple[set[KeyPath], set[KeyPath]]:
-    """(every map-key prefix of an owned path, owned map-key-only leaves)."""
-    covered: set[KeyPath] = set()
-    atomic: set[KeyPath] = set()
-    for path in paths:
-        keys: list[str] = []
-        for kind, rest in path:
-            if kind != "f":
-                break
-            keys.append(rest)
-        else:
-            atomic.add(tuple(keys))
-        for n in range(1, len(keys) + 1):
-            covered.add(tuple(keys[:n]))
-    return covered, atomic
+def _fields_of(obj: Mapping[str, Any] | None, manager: str) -> list[Mapping[str, Any]]:
+    """The fieldsV1 tries `manager` applied on the main resource of `obj` (not read further here)."""
+    meta = (obj or {}).get("metadata")
+    entries = meta.get("managedFields") if isinstance(meta, Mapping) else None
+    if not isinstance(entries, list):
+        return []
+    return [e["fieldsV1"] for e in entries
+            if isinstance(e, dict) and e.get("manager") == manager and e.get("operation") == "Apply"
+            and not e.get("subresource") and e.get("fieldsType", "FieldsV1") == "FieldsV1"
+            and isinstance(e.get("fieldsV1"), Mapping)]
+
+
+def owns(obj: Mapping[str, Any] | None, path: KeyPath, manager: str = FIELD_MANAGER) -> bool:
+    """Does `manager` own the field at `path` (or an atomic node above it) on `obj`?"""
+    trie: Trie = {}
+    node = trie
+    for key in path:
+        node = node.setdefault(key, {})
+    return bool(path) and not lost_paths(trie, obj, manager)
+
+
+def declares(trie: Trie | None, path: KeyPath) -> bool:
+    """Does the recorded `trie` declare `path` (or a coarsened node above it)?"""
+    node = trie
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+        if not node:
+            return True
+    return trie is not None
+
+
+def owns_key(obj: Mapping[str, Any] | None, path: KeyPath, manager: str = FIELD_MANAGER) -> bool:
+    """Does `manager` own exactly the map key at `path` (no atomic parent counted)? For keys of
+    granular maps (labels, annotations): an empty map applied once is recorded as a leaf, which
+    must not make every key added to it later ours."""
+    for fields in _fields_of(obj, manager):
+        node: Any = fields
+        for key in path:
+            node = node.get(f"f:{key}", MISSING) if isinstance(node, Mapping) else MISSING
+        if node is not MISSING:
+            return True
+    return False
+
+
+def declared_by_git(obj: Mapping[str, Any] | None, path: KeyPath, manager: str = FIELD_MANAGER) -> bool:
+    """Did Git set the map key at `path` on `obj`? Yes when our manager owns it, or when the
+    declared record lists it and our manager owns the record itself (so no one else wrote it)."""
+    if owns_key(obj, path, manager):
+        return True
+    record_path = ("metadata", "annotations", ANNOTATION_FIELDS)
+    return owns_key(obj, record_path, manager) and declares(recorded(obj), path)
 
 
 def ownership_lost(desired: Mapping[str, Any], live: Mapping[str, Any] | None,
@@ -193,7 +270,45 @@ def ownership_lost(desired: Mapping[str, Any], live: Mapping[str, Any] | None,
     """Declared paths of `desired` that `manager` no longer owns on `live` (the plan re-applies)."""
     if live is None:
         return []
-    return lost_paths(with_declared(desired), live, manager)
+    trie = _declared_of(desired)
+    owners = _fields_of(live, manager)
+    if len(owners) == 1 and _all_owned(trie, owners[0]):
+        return []  # the common case, answered without building a single path
+    # An empty list or map in Git may leave no owner at all (the API server records none for an
+    # empty keyed list such as a webhook configuration's `webhooks: []`); the plan forgives it
+    # as "absent" too, so it is not a field to take back.
+    return [p for p in lost_paths(trie, live, manager) if value_at(desired, p) not in ([], {})]
+
+
+def _all_owned(trie: Trie, fields: Mapping[str, Any]) -> bool:
+    """Does the one fieldsV1 trie `fields` own every declared path? (lost_paths' rule, one owner,
+    no paths built: this runs for every unchanged object of every sync.)"""
+    todo: list[tuple[Trie, Mapping[str, Any]]] = [(trie, fields)]
+    while todo:
+        node, owned = todo.pop()
+        for key, child in node.items():
+            sub = owned.get("f:" + key)
+            if sub is None:
+                return False
+            if child and sub and type(sub) is dict:
+                todo.append((child, sub))
+    return True
+
+
+def _declared_of(desired: Mapping[str, Any]) -> Trie:
+    """The trie of a desired object: the record `stamp` put on it (our own text, decoded by the C
+    parser: several times cheaper than walking the manifest again), else computed."""
+    meta = desired.get("metadata")
+    notes = meta.get("annotations") if isinstance(meta, Mapping) else None
+    text = notes.get(ANNOTATION_FIELDS) if isinstance(notes, Mapping) else None
+    if isinstance(text, str):
+        try:
+            trie = json.loads(text)
+        except (ValueError, RecursionError):
+            trie = None
+        if isinstance(trie, dict):
+            return trie
+    return with_declared(desired)
 
 
 def value_at(obj: Any, path: KeyPath) -> Any:

@@ -48,3 +48,21 @@ class DependencyNotReady(GitOpsError):
 
 class UsageError(GitOpsError):
     exit_code = 2
+
+
+class TooLarge(GitOpsError):
+    """The API server refused a request as too large (HTTP 413, etcd's request limit)."""
+
+    reason = "TooLarge"
+
+
+class ReconcileError(GitOpsError):
+    """An unexpected failure inside a run (a bug or an object nothing foresaw): recorded, not raised."""
+
+    reason = "ReconcileError"
+
+
+class InventoryCorrupt(GitOpsError):
+    """`Sync.status.inventory` cannot be read; `kubectl gitops sync NAME --reset-inventory` repairs it."""
+
+    reason = "InventoryCorrupt"

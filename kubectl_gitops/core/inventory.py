@@ -60,7 +60,11 @@ class Inventory:
         """
         if not status:
             return cls()
+        if not isinstance(status, Mapping):
+            raise ValueError(f"inventory {status!r} is not an object")
         entries = status.get("entries") or []
+        if not isinstance(entries, list):
+            raise ValueError(f"inventory entries {entries!r} are not a list")
         refs = []
         for entry in entries:
             if not isinstance(entry, Mapping) or not isinstance(entry.get("id"), str):
@@ -84,3 +88,35 @@ def stale(old: Inventory, new: Inventory) -> tuple[ObjectRef, ...]:
     version bump (`v1beta1` -> `v1`) is not a prune. Returned as recorded in `old`, sorted."""
     keep = new.keys
     return tuple(ref for ref in old.entries if ref.key not in keep)
+
+
+def union(ours: Inventory, theirs: Inventory) -> Inventory:
+    """Two runs' inventories merged after a write conflict: every object either lists (ours wins on
+    the version). An entry too many is harmless (it is dropped as "already gone" or pruned by a
+    later run); an entry too few orphans an object with our labels for ever."""
+    return Inventory((*theirs.entries, *ours.entries))
+
+
+def salvage(status: Mapping[str, Any] | None) -> Inventory:
+    """The entries of a damaged inventory that can still be read (to know which kinds to look at)."""
+    refs = []
+    entries = status.get("entries") if isinstance(status, Mapping) else None
+    for entry in entries if isinstance(entries, list) else []:
+        try:
+            refs.append(ObjectRef.from_inventory_entry(str(entry["id"]), str(entry.get("v", ""))))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue
+    return Inventory(refs)
+
+
+def partition(live: Mapping[IdentityKey, Any], known: Iterable[IdentityKey]) -> tuple[
+        dict[IdentityKey, Any], list[IdentityKey]]:
+    """(live objects this Sync may act on, keys of labelled strangers).
+
+    The live view is a LIST by label, and anyone who can label an object can put it in the view.
+    Only objects in the inventory or in Git are the Sync's: the rest is never planned, pruned
+    or waited on, only reported."""
+    keys = frozenset(known)
+    mine = {key: obj for key, obj in live.items() if key in keys}
+    strangers = sorted(key for key in live if key not in keys)
+    return mine, strangers

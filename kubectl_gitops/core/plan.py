@@ -36,9 +36,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
-from typing import Any
+from typing import Any, Final
 
 from kubectl_gitops import constants
+from kubectl_gitops.core import declared
 from kubectl_gitops.core.objects import IdentityKey, ObjectRef, ref_of
 
 PathPart = str | int
@@ -55,7 +56,8 @@ _SERVER_METADATA = (
 )
 _SERVER_METADATA_KEYS = frozenset(_SERVER_METADATA)
 _NOT_COMPARED = frozenset({"apiVersion", "kind", "status"})
-_STAMP_ANNOTATIONS = frozenset({constants.ANNOTATION_REVISION, constants.ANNOTATION_DIGEST})
+_STAMP_ANNOTATIONS = frozenset({constants.ANNOTATION_REVISION, constants.ANNOTATION_DIGEST,
+                                constants.ANNOTATION_FIELDS})
 _PORT_KEYS = frozenset({"port", "targetPort", "containerPort", "hostPort", "nodePort"})
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
@@ -252,7 +254,8 @@ class ChangeSet:
 
 def plan(desired: Iterable[dict[str, Any]], live: Mapping[ObjectRef, dict[str, Any]]) -> ChangeSet:
     """Compare each desired object with its live counterpart, found by identity (the version in the
-    live map's keys does not matter). No live object -> create; differences -> configure."""
+    live map's keys does not matter). No live object -> create; differences in values, or fields
+    of Git's that our field manager no longer owns -> configure."""
     by_key: dict[IdentityKey, dict[str, Any]] = {ref.key: obj for ref, obj in live.items()}
     actions = []
     for obj in desired:
@@ -261,9 +264,32 @@ def plan(desired: Iterable[dict[str, Any]], live: Mapping[ObjectRef, dict[str, A
         if current is None:
             actions.append(Action(ref, Verb.CREATE, obj=obj))
             continue
-        paths = tuple(diff_paths(obj, current))
+        paths = compare(obj, current)
         actions.append(Action(ref, Verb.CONFIGURE if paths else Verb.UNCHANGED, paths, obj))
     return ChangeSet(tuple(actions))
+
+
+OWNERSHIP: Final = "ownership of "
+"""Prefix of the paths a plan gives for fields whose value is Git's but whose owner is not."""
+TOO_DEEP: Final = "(nested too deeply to compare: applied as is)"
+
+
+def compare(desired: Mapping[str, Any], live: Mapping[str, Any]) -> tuple[str, ...]:
+    """Why `desired` needs a write over `live` (no reason = unchanged).
+
+    Values first; only when they all match, ownership: an allowed edit (suspended Sync, warn
+    mode, break-glass) moves fields to another manager, and a sync that compared values alone
+    would never take them back. A server-side apply with force does, and writes nothing else.
+    A comparison too deep for the interpreter is not a crash: the object is applied and the
+    API server judges it."""
+    try:
+        paths = diff_paths(desired, live)
+        if paths:
+            return tuple(paths)
+        lost = declared.ownership_lost(desired, live)
+    except RecursionError:
+        return (TOO_DEEP,)
+    return tuple(OWNERSHIP + format_path(p) for p in lost[:20])
 
 
 # --- ownership -------------------------------------------------------------------------------
@@ -314,30 +340,72 @@ def stamp(obj: Mapping[str, Any], sync_name: str, sync_namespace: str, revision:
     metadata["labels"], metadata["annotations"] = labels, annotations
     annotations[constants.ANNOTATION_DIGEST] = digest(stamped)
     annotations[constants.ANNOTATION_REVISION] = revision
+    # What Git declares, so the guard keeps protecting fields whose ownership moved (declared.py).
+    annotations[constants.ANNOTATION_FIELDS] = declared.encode(declared.with_declared(stamped))
     return stamped
 
 
-def prunable(
-    stale_ref: ObjectRef, live_obj: Mapping[str, Any] | None, sync_name: str, sync_namespace: str
-) -> tuple[bool, str]:
-    """May this stale object be deleted? (answer, reason for the record).
+class PruneVerb(StrEnum):
+    DELETE = "delete"
+    """Still ours and no longer in Git."""
+    GONE = "gone"
+    """Already deleted: leaves the inventory."""
+    SKIP = "skip"
+    """Not ours any more, or Git opted it out of pruning: leaves the inventory, stays in the cluster."""
+    WAIT = "wait"
+    """Being deleted but held (finalizers): stays in the inventory until it is gone."""
 
-    Only when the live object still says it belongs to this Sync: someone may have adopted it
-    elsewhere (relabelled it) since we applied it, and deleting their object would be a disaster.
-    A missing object is already gone: nothing to delete, and it can leave the inventory."""
+
+def prune_decision(
+    stale_ref: ObjectRef, live_obj: Mapping[str, Any] | None, sync_name: str, sync_namespace: str
+) -> tuple[PruneVerb, str]:
+    """What to do with a stale object, and why (for the record).
+
+    Delete only when the live object still says it belongs to this Sync: someone may have adopted
+    it elsewhere (relabelled it) since we applied it, and deleting their object would be a disaster.
+    `prune: disabled` counts only when Git set it (declared.declared_by_git): anyone who can
+    annotate the live object could otherwise keep an object Git removed alive for ever."""
     if live_obj is None:
-        return False, f"{stale_ref.display} is already gone"
+        return PruneVerb.GONE, f"{stale_ref.display} is already gone"
     metadata = live_obj.get("metadata") or {}
     labels = metadata.get("labels") or {}
     annotations = metadata.get("annotations") or {}
     owner = (labels.get(constants.LABEL_SYNC), labels.get(constants.LABEL_SYNC_NAMESPACE))
     if owner != (sync_name, sync_namespace):
-        return False, (
+        return PruneVerb.SKIP, (
             f"{stale_ref.display} is not owned by Sync {sync_namespace}/{sync_name} "
             f"(its labels say {owner[1] or '?'}/{owner[0] or '?'})"
         )
-    if annotations.get(constants.ANNOTATION_PRUNE) == constants.PRUNE_DISABLED:
-        return False, f"{stale_ref.display} has {constants.ANNOTATION_PRUNE}: {constants.PRUNE_DISABLED}"
     if metadata.get("deletionTimestamp"):
-        return False, f"{stale_ref.display} is already being deleted"
-    return True, f"{stale_ref.display} is no longer in Git"
+        return PruneVerb.WAIT, f"{stale_ref.display} is being deleted; {waiting_on(live_obj)}"
+    why = f"{stale_ref.display} is no longer in Git"
+    if annotations.get(constants.ANNOTATION_PRUNE) == constants.PRUNE_DISABLED:
+        note = f"{constants.ANNOTATION_PRUNE}: {constants.PRUNE_DISABLED}"
+        if declared.declared_by_git(live_obj, ("metadata", "annotations", constants.ANNOTATION_PRUNE)):
+            return PruneVerb.SKIP, f"{stale_ref.display} has {note} (from Git)"
+        why += f" (its {note} was not set by Git, so it does not count)"
+    return PruneVerb.DELETE, why
+
+
+def waiting_on(obj: Mapping[str, Any]) -> str:
+    """What a deleted object still waits for: `waiting on finalizers a, b`."""
+    finalizers = [str(f) for f in (obj.get("metadata") or {}).get("finalizers") or []]
+    if finalizers:
+        return f"waiting on finalizers {', '.join(finalizers)}"
+    return "waiting for its deletion to finish"
+
+
+def held_by_finalizers(answer: Mapping[str, Any] | None) -> bool:
+    """Is the object in a DELETE answer still there, held (finalizers, a grace period)?"""
+    metadata = (answer or {}).get("metadata") or {}
+    if not isinstance(metadata, Mapping) or not metadata.get("deletionTimestamp"):
+        return False
+    return bool(metadata.get("finalizers")) or bool(metadata.get("deletionGracePeriodSeconds"))
+
+
+def prunable(
+    stale_ref: ObjectRef, live_obj: Mapping[str, Any] | None, sync_name: str, sync_namespace: str
+) -> tuple[bool, str]:
+    """May this stale object be deleted now? (answer, reason for the record); see prune_decision."""
+    verb, why = prune_decision(stale_ref, live_obj, sync_name, sync_namespace)
+    return verb is PruneVerb.DELETE, why

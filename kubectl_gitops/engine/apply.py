@@ -9,6 +9,7 @@ a failure stops the ones after it, and the caller never prunes after a failed ap
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -22,7 +23,16 @@ from kubectl_gitops.constants import FIELD_MANAGER, LABEL_SYNC, LABEL_SYNC_NAMES
 from kubectl_gitops.core.discovery import ResourceInfo, ResourceMap, from_crd
 from kubectl_gitops.core.errors import ApplyFailed, ClusterUnreachable, GitOpsError
 from kubectl_gitops.core.objects import IdentityKey, ObjectRef, ref_of
-from kubectl_gitops.core.plan import Action, ChangeSet, Verb, plan, prunable
+from kubectl_gitops.core.plan import (
+    Action,
+    ChangeSet,
+    PruneVerb,
+    Verb,
+    held_by_finalizers,
+    plan,
+    prune_decision,
+    waiting_on,
+)
 from kubectl_gitops.core.stages import stage_of
 
 JSON = dict[str, Any]
@@ -130,8 +140,8 @@ class Applier:
         except ClusterUnreachable as err:
             self._unreachable.set()
             result = ObjectResult(ref, "failed", f"{ref.display}: {err}")
-        except GitOpsError as err:
-            result = ObjectResult(ref, "failed", str(err))
+        except GitOpsError as err:  # TooLarge among others: this object's failure, not the server's
+            result = ObjectResult(ref, "failed", f"{ref.display}: {err}")
         else:
             result = ObjectResult(ref, _created_or_configured(action, out, started))
         self.tick(result.action, ref)
@@ -143,6 +153,9 @@ class Applier:
     def _on_apply_error(self, action: Action, err: ApiError, started: float) -> ObjectResult:
         if self.force and err.status == 422 and "immutable" in str(err):
             return self._recreate(action, started)
+        if too_large(err):
+            return ObjectResult(action.ref, "failed", f"{action.ref.display}: refused by the API server as too "
+                                                      f"large ({_size(action.obj)} bytes as JSON): {err}")
         return ObjectResult(action.ref, "failed", f"{action.ref.display}: {err}")
 
     def _recreate(self, action: Action, started: float) -> ObjectResult:
@@ -181,19 +194,22 @@ class Applier:
 
     def prune(self, stale: Iterable[ObjectRef], live: Mapping[IdentityKey, JSON]) -> tuple[
             list[ObjectResult], list[ObjectRef]]:
-        """Delete stale objects that still carry our labels. Returns results and refs to keep."""
+        """Delete stale objects that are still ours. Returns results and the refs that stay in the
+        inventory: failed deletes (retried next run) and objects held by finalizers (still there:
+        dropped once they are gone, never reported as pruned before)."""
         todo: list[ObjectRef] = []
         results: list[ObjectResult] = []
         for ref in stale:
-            ok, why = prunable(ref, live.get(ref.key), self.sync_name, self.sync_namespace)
-            if ok:
+            verb, why = prune_decision(ref, live.get(ref.key), self.sync_name, self.sync_namespace)
+            if verb is PruneVerb.DELETE:
                 todo.append(ref)
-            else:
+            elif verb is PruneVerb.WAIT:
+                results.append(ObjectResult(ref, "waiting", why))
+            else:  # SKIP or GONE: leaves the inventory
                 results.append(ObjectResult(ref, "skipped", why))
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            deleted = list(pool.map(self._delete_one, todo))
-        results += deleted
-        keep = [r.ref for r in deleted if r.action == "failed"]
+            results += list(pool.map(self._delete_one, todo))
+        keep = [r.ref for r in results if r.action in ("failed", "waiting")]
         return results, keep
 
     def _delete_one(self, ref: ObjectRef) -> ObjectResult:
@@ -201,11 +217,14 @@ class Applier:
             info = self.resources.get(ref.api_version, ref.kind)
             if info is None:
                 return ObjectResult(ref, "skipped", f"{ref.kind} is no longer served")
-            self.kube.delete(info, ref.name, ref.namespace or None)
+            answer = self.kube.delete_object(info, ref.name, ref.namespace or None)
         except GitOpsError as err:
             result = ObjectResult(ref, "failed", f"{ref.display}: delete failed: {err}")
         else:
-            result = ObjectResult(ref, "pruned")
+            if held_by_finalizers(answer):
+                result = ObjectResult(ref, "waiting", f"{ref.display} is being deleted; {waiting_on(answer or {})}")
+            else:
+                result = ObjectResult(ref, "pruned")
         self.tick(result.action, ref)
         return result
 
@@ -218,6 +237,16 @@ class ApplyFailedWith(ApplyFailed):
         more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""
         super().__init__(f"{len(failed)} object(s) failed to apply: {first}{more}")
         self.results = results
+
+
+def too_large(err: ApiError) -> bool:
+    """HTTP 413 (the API server's body limit) or etcd's own limit (a 500 with its message)."""
+    text = str(err).lower()
+    return err.status == 413 or "too large" in text or "entity too large" in text
+
+
+def _size(obj: JSON) -> int:
+    return len(json.dumps(obj, separators=(",", ":")))
 
 
 def _created_or_configured(action: Action, out: JSON, started: float) -> str:

@@ -16,19 +16,24 @@ from typing import Any
 
 from kubectl_gitops.adapters.kube import ApiError, Kube
 from kubectl_gitops.adapters.render import render
+from kubectl_gitops.constants import FIELD_MANAGER
 from kubectl_gitops.core import manifests as mf
 from kubectl_gitops.core.discovery import CONFIGMAPS, SECRETS, ResourceMap
 from kubectl_gitops.core.errors import (
     BuildFailed,
     DependencyNotReady,
     GitOpsError,
+    InventoryCorrupt,
+    PruneFailed,
+    ReconcileError,
 )
 from kubectl_gitops.core.graph import find_cycle
-from kubectl_gitops.core.inventory import Inventory, stale
+from kubectl_gitops.core.inventory import Inventory, partition, salvage, stale, union
+from kubectl_gitops.core.managed_fields import manager_entries
 from kubectl_gitops.core.objects import IdentityKey, ObjectRef, ref_of
 from kubectl_gitops.core.plan import stamp
 from kubectl_gitops.core.spec import InvalidSpec, SyncSpec, parse_sync
-from kubectl_gitops.core.status import RunRecord, count_results, is_true, push_history
+from kubectl_gitops.core.status import RESULTS, RunRecord, count_results, is_true, push_history
 from kubectl_gitops.engine import record
 from kubectl_gitops.engine.apply import Applier, ApplyFailedWith, ObjectResult, Tick
 from kubectl_gitops.engine.health import wait_healthy
@@ -54,6 +59,8 @@ class SyncReport:
     duration: float
     results: tuple[ObjectResult, ...] = ()
     counts: dict[str, int] = field(default_factory=dict)
+    error: BaseException | None = field(default=None, compare=False, repr=False)
+    """The unexpected exception behind a ReconcileError (for `--debug`); None otherwise."""
 
     @property
     def key(self) -> str:
@@ -72,6 +79,8 @@ class _Run:
     results: list[ObjectResult] = field(default_factory=list)
     inventory: Inventory | None = None
     healthy: bool | None = None
+    ignored: list[ObjectResult] = field(default_factory=list)
+    """Labelled strangers (not in the inventory nor in Git): reported, never acted on."""
 
 
 class Engine:
@@ -91,22 +100,31 @@ class Engine:
 
     # ------------------------------------------------------------ entry
 
-    def reconcile(self, namespace: str, name: str) -> SyncReport:
+    def reconcile(self, namespace: str, name: str, *, reset_inventory: bool = False) -> SyncReport:
+        """Run once and record the outcome on the Sync, whatever happens: an expected failure keeps
+        its reason, anything else is recorded as ReconcileError (never a traceback that leaves an
+        old Ready=True standing)."""
         obj = self.get_sync(namespace, name)
         try:
             spec = parse_sync(obj)
         except InvalidSpec as err:
             return self._record_failure(obj, None, err, stalled=True)
+        except Exception as err:
+            return self._record_failure(obj, None, unexpected(err), stalled=False, error=err)
         if spec.suspend:
             return SyncReport(namespace, name, _last_applied(obj), is_true(_conds(obj), "Ready"), "Suspended",
                               "the Sync is suspended; nothing was done", 0.0)
         run = _Run(spec, obj, self.clock(), record.now())
         try:
-            self._reconcile(run)
+            self._reconcile(run, reset_inventory)
+            return self._record_success(run)
         except GitOpsError as err:
+            if isinstance(err, StatusNotRecorded):
+                raise
             stalled = isinstance(err, InvalidSpec)
-            return self._record_failure(obj, run, err, stalled=stalled)
-        return self._record_success(run)
+            return self._record_failure(run.obj, run, err, stalled=stalled)
+        except Exception as err:
+            return self._record_failure(run.obj, run, unexpected(err), stalled=False, error=err)
 
     def get_sync(self, namespace: str, name: str) -> JSON:
         try:
@@ -121,7 +139,7 @@ class Engine:
 
     # ------------------------------------------------------------ the steps
 
-    def _reconcile(self, run: _Run) -> None:
+    def _reconcile(self, run: _Run, reset_inventory: bool = False) -> None:
         spec = run.spec
         self._check_dependencies(spec)
         source_obj = self.fetcher.get_source(spec.namespace, spec.source_name)
@@ -129,18 +147,30 @@ class Engine:
             run.revision = tree.revision
             desired = self._build(spec, tree)
         applier = self.applier_for(spec)
-        old = Inventory.from_status((run.obj.get("status") or {}).get("inventory"))
-        kinds = {(r.api_version, r.kind) for r in old} | {(o["apiVersion"], o["kind"]) for o in desired}
-        live = applier.live_objects(kinds)
-        changes = applier.plan(desired, live)
         new = Inventory(ref_of(o) for o in desired)
+        recorded = (run.obj.get("status") or {}).get("inventory")
+        if reset_inventory:
+            old, live = self._adopt(applier, recorded, new)
+        else:
+            old = _read_inventory(spec, recorded)
+            kinds = {(r.api_version, r.kind) for r in old} | {(o["apiVersion"], o["kind"]) for o in desired}
+            live = applier.live_objects(kinds)
+        seen = live
+        live, strangers = partition(seen, old.keys | new.keys)
+        run.ignored = [ObjectResult(_stranger_ref(key, seen[key]), "ignored", STRANGER) for key in strangers]
+        changes = applier.plan(desired, live)
         self.on_total(len(changes.actions) + len(stale(old, new)))
+        # Write-ahead: every object about to be created is in the recorded inventory first, so a
+        # run that dies half-way (or loses a race) can never leave an object with our labels that
+        # no inventory lists.
+        ahead = old.merge(new)
+        run.inventory = ahead
+        if ahead.keys != old.keys or reset_inventory:
+            self._write_inventory(run, ahead)
         try:
             run.results = applier.apply(changes, run.started)
         except ApplyFailedWith as err:
             run.results = err.results
-            applied = [r.ref for r in err.results if r.action != "failed"]
-            run.inventory = old.merge(applied)
             raise
         run.inventory = new
         if spec.prune:
@@ -149,10 +179,18 @@ class Engine:
             run.inventory = new.merge(keep)
             failed = [r for r in pruned if r.action == "failed"]
             if failed:
-                from kubectl_gitops.core.errors import PruneFailed
-
                 raise PruneFailed("; ".join(r.message for r in failed[:3]))
         self._wait(run, applier, desired)
+
+    def _adopt(self, applier: Applier, recorded: Any, new: Inventory) -> tuple[
+            Inventory, dict[IdentityKey, JSON]]:
+        """`--reset-inventory`: rebuild the inventory from the cluster. Adopted are the objects of
+        the kinds in Git or in the readable part of the old inventory that carry this Sync's
+        labels *and* were applied by our field manager; other labelled objects stay strangers."""
+        kinds = {(r.api_version, r.kind) for r in salvage(recorded).merge(new)}
+        live = applier.live_objects(kinds)
+        adopted = Inventory(ref_of(obj) for obj in live.values() if manager_entries(obj, FIELD_MANAGER))
+        return adopted, live
 
     def _check_dependencies(self, spec: SyncSpec) -> None:
         if not spec.depends_on:
@@ -192,7 +230,7 @@ class Engine:
             manifests = mf.apply_target_namespace(manifests, spec.target_namespace, _strict_scope(scope))
         manifests = mf.default_namespace(manifests, spec.namespace, _strict_scope(scope))
         mf.check_duplicates(manifests)  # again, now that namespaces are settled: `ns: x` and none are one object
-        return [stamp(m.obj, spec.name, spec.namespace, tree.revision) for m in manifests]
+        return [_stamped(m.obj, spec, tree.revision) for m in manifests]
 
     def _variables(self, spec: SyncSpec) -> dict[str, str]:
         values: dict[str, str] = {}
@@ -273,43 +311,94 @@ class Engine:
         counts = _counts(run.results)
         duration = self.clock() - run.started
         message = f"Applied revision: {run.revision}"
-        inventory = run.inventory or Inventory()
+        waiting = [r for r in run.results if r.action == "waiting"]
+        if waiting:
+            message += (f"; {len(waiting)} pruned object(s) still being deleted: "
+                        + "; ".join(r.message for r in waiting[:5]))
         status = self._status(run.obj, ready=True, reason="ReconciliationSucceeded", message=message,
                               healthy=run.healthy, revision=run.revision, applied=True)
-        status["inventory"] = inventory.to_status()
-        status["history"] = push_history((run.obj.get("status") or {}).get("history"),
-                                         RunRecord.of(run.revision, run.started_at, duration,
-                                                      "ReconciliationSucceeded", counts))
-        record.patch_status(self.kube, record.SYNCS, run.spec.namespace, run.spec.name, status)
+        entry = RunRecord.of(run.revision, run.started_at, duration, "ReconciliationSucceeded", counts,
+                             message[:300] if waiting else "")
+        self._write_status(run.obj, status, run.inventory or Inventory(), entry)
         note = f"{message} ({_summary(counts)})"
         record.emit_event(self.kube, run.obj, warning=False, reason="ReconciliationSucceeded", note=note,
                           action="Reconcile")
+        self._report_strangers(run)
         return SyncReport(run.spec.namespace, run.spec.name, run.revision, True, "ReconciliationSucceeded",
-                          message, duration, tuple(run.results), counts)
+                          message, duration, (*run.results, *run.ignored), counts)
 
-    def _record_failure(self, obj: JSON, run: _Run | None, err: GitOpsError, *, stalled: bool) -> SyncReport:
+    def _record_failure(self, obj: JSON, run: _Run | None, err: GitOpsError, *, stalled: bool,
+                        error: BaseException | None = None) -> SyncReport:
         meta = obj.get("metadata") or {}
         ns, name = str(meta.get("namespace")), str(meta.get("name"))
         reason = err.reason
         message = str(err)
         duration = self.clock() - run.started if run else 0.0
-        results = tuple(run.results) if run else ()
+        results = (*run.results, *run.ignored) if run else ()
         counts = _counts(results)
         revision = run.revision if run else ""
         status = self._status(obj, ready=False, reason=reason, message=message, stalled=stalled,
                               healthy=run.healthy if run else None, revision=revision, applied=False)
-        if run is not None and run.inventory is not None:
-            status["inventory"] = run.inventory.to_status()
-        if run is not None:
-            status["history"] = push_history((obj.get("status") or {}).get("history"),
-                                             RunRecord.of(revision, run.started_at, duration, reason, counts,
-                                                          message[:300]))
+        entry = RunRecord.of(revision, run.started_at, duration, reason, counts, message[:300]) if run else None
         try:
-            record.patch_status(self.kube, record.SYNCS, ns, name, status)
+            self._write_status(obj, status, run.inventory if run else None, entry)
         except GitOpsError as record_err:
-            raise GitOpsError(f"{message} (and the status could not be recorded: {record_err})") from err
+            raise StatusNotRecorded(f"{message} (and the status could not be recorded: {record_err})") from err
         record.emit_event(self.kube, obj, warning=True, reason=reason, note=message, action="Reconcile")
-        return SyncReport(ns, name, revision, False, reason, message, duration, results, counts)
+        if run is not None:
+            self._report_strangers(run)
+        return SyncReport(ns, name, revision, False, reason, message, duration, results, counts, error)
+
+    def _report_strangers(self, run: _Run) -> None:
+        """A Warning Event naming the labelled strangers (the run's results list them all)."""
+        if not run.ignored:
+            return
+        names = ", ".join(r.ref.display for r in run.ignored[:10])
+        more = f" and {len(run.ignored) - 10} more" if len(run.ignored) > 10 else ""
+        note = (f"{len(run.ignored)} object(s) carry this Sync's labels but are neither in its inventory "
+                f"nor in Git; ignored (never pruned): {names}{more}")
+        record.emit_event(self.kube, run.obj, warning=True, reason="ForeignObjectsIgnored", note=note,
+                          action="Reconcile")
+
+    # ------------------------------------------------------------ status writes (optimistic concurrency)
+
+    def _write_inventory(self, run: _Run, inventory: Inventory) -> None:
+        """Record `inventory` ahead of the writes (merged with a concurrent run's, if any)."""
+        run.obj, run.inventory = self._patch(run.obj, {}, inventory, None)
+
+    def _write_status(self, obj: JSON, status: JSON, inventory: Inventory | None, entry: RunRecord | None) -> None:
+        self._patch(obj, status, inventory, entry)
+
+    def _patch(self, obj: JSON, status: JSON, inventory: Inventory | None, entry: RunRecord | None,
+               attempts: int = 8) -> tuple[JSON, Inventory | None]:
+        """Merge-patch the status with the resourceVersion we read as a precondition. On a conflict
+        (another run, or anyone, wrote the Sync since) read it again and retry, the inventory the
+        union of ours and the one now recorded: two runs never drop each other's objects."""
+        meta = obj.get("metadata") or {}
+        ns, name = str(meta.get("namespace")), str(meta.get("name"))
+        current = obj
+        for _ in range(attempts):
+            body = dict(status)
+            if inventory is not None:
+                body["inventory"] = inventory.to_status()
+            if entry is not None:
+                body["history"] = push_history((current.get("status") or {}).get("history"), entry)
+            patch: JSON = {"status": body}
+            version = (current.get("metadata") or {}).get("resourceVersion")
+            if version:
+                patch["metadata"] = {"resourceVersion": version}
+            try:
+                out = self.kube.merge_patch(record.SYNCS, name, ns, patch, subresource="status")
+            except ApiError as err:
+                if err.status != 409:
+                    raise
+                current = self.get_sync(ns, name)
+                if inventory is not None:
+                    theirs = (current.get("status") or {}).get("inventory")
+                    inventory = union(inventory, read_inventory(ns, name, theirs))
+                continue
+            return out, inventory
+        raise GitOpsError(f"Sync {ns}/{name}: the status changed under every one of {attempts} attempts to record it")
 
     def _status(self, obj: JSON, *, ready: bool, reason: str, message: str, revision: str, applied: bool,
                 stalled: bool = False, healthy: bool | None = None) -> JSON:
@@ -361,7 +450,56 @@ def _health_ref(check: Any, namespace: str) -> ObjectRef:
 
 
 def _counts(results: Any) -> dict[str, int]:
-    return count_results(r.action for r in results if r.action != "skipped")
+    return count_results(r.action for r in results if r.action in RESULTS)
+
+
+STRANGER = "carries this Sync's labels but is neither in its inventory nor in Git: ignored, never pruned"
+
+
+class StatusNotRecorded(GitOpsError):
+    """The run's outcome could not be written to the Sync (raised: nothing else can say it)."""
+
+
+def unexpected(err: BaseException) -> ReconcileError:
+    """An unforeseen failure as a recorded reason: what it was, never a traceback."""
+    if isinstance(err, RecursionError):
+        what = "an object nested too deeply to process"
+    else:
+        what = f"unexpected {type(err).__name__}"
+    text = str(err).splitlines()[0][:300] if str(err) else ""
+    return ReconcileError(f"{what}{': ' + text if text else ''} (a bug: please report it; "
+                          f"`kubectl gitops --debug sync` shows where)")
+
+
+def _read_inventory(spec: SyncSpec, recorded: Any) -> Inventory:
+    return read_inventory(spec.namespace, spec.name, recorded)
+
+
+def read_inventory(namespace: str, name: str, recorded: Any) -> Inventory:
+    """`status.inventory`, or InventoryCorrupt with the repair (never a bare ValueError)."""
+    try:
+        return Inventory.from_status(recorded)
+    except ValueError as err:
+        raise InventoryCorrupt(
+            f"Sync {namespace}/{name}: status.inventory cannot be read ({err}); nothing was applied or "
+            f"pruned. Repair: `kubectl gitops sync {name} -n {namespace} --reset-inventory` rebuilds it "
+            f"from the objects that carry this Sync's labels and were applied by {FIELD_MANAGER}"
+        ) from err
+
+
+def _stamped(obj: JSON, spec: SyncSpec, revision: str) -> JSON:
+    try:
+        return stamp(obj, spec.name, spec.namespace, revision)
+    except RecursionError as err:
+        raise BuildFailed(f"{ref_of(obj).display}: nested too deeply to process") from err
+
+
+def _stranger_ref(key: IdentityKey, obj: JSON) -> ObjectRef:
+    try:
+        return ref_of(obj)
+    except ValueError:
+        group, kind, namespace, name = key
+        return ObjectRef(group, "", kind, namespace, name)
 
 
 def _summary(counts: dict[str, int]) -> str:

@@ -154,3 +154,24 @@ def test_main_click_usage_errors_keep_clicks_exit_code(capsys: pytest.CaptureFix
 def test_main_success_returns_normally(capsys: pytest.CaptureFixture[str]) -> None:
     main(["version", "--client"])
     assert capsys.readouterr().out == f"Client Version: v{__version__}\n"
+
+
+@click.command()
+def boom() -> None:
+    """A command that fails the way nothing foresaw."""
+    raise RecursionError("maximum recursion depth exceeded while decoding a JSON object")
+
+
+def test_main_turns_an_unexpected_exception_into_one_line(capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from kubectl_gitops.cli import main as main_module
+
+    monkeypatch.setitem(main_module.COMMANDS, "boom", (__name__, "boom", "fails"))
+    with pytest.raises(SystemExit) as exit_:
+        main(["boom"])
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: an object nested too deeply to process: maximum recursion depth")
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    with pytest.raises(RecursionError):
+        main(["--debug", "boom"])

@@ -127,3 +127,84 @@ def test_a_deep_manifest_is_recorded_to_a_bounded_depth() -> None:
     trie = declared.declared_trie({"kind": "X", "spec": value})
     assert declared.decode(declared.encode(trie)) is not None
     assert max(len(p) for p in declared.leaf_paths(trie)) <= declared.MAX_DEPTH
+
+
+def test_a_hostile_fields_v1_nested_thousands_deep_costs_nothing() -> None:
+    deep: dict[str, Any] = {}
+    node = deep
+    for _ in range(20000):
+        node["f:spec"] = {}
+        node = node["f:spec"]
+    obj = live(OURS, deep)
+    obj["metadata"]["managedFields"].append({"manager": FIELD_MANAGER, "operation": "Apply", "fieldsV1": deep})
+    assert declared.ownership_lost(DEPLOYMENT, obj) == []
+
+
+def test_malformed_managed_fields_entries_are_ignored() -> None:
+    obj = live(OURS)
+    obj["metadata"]["managedFields"] += [None, 1, {"manager": FIELD_MANAGER, "operation": "Apply",
+                                                   "fieldsV1": "garbage"}]
+    assert declared.ownership_lost(DEPLOYMENT, obj) == []
+    obj["metadata"]["managedFields"] = "garbage"
+    assert ("spec", "replicas") in declared.ownership_lost(DEPLOYMENT, obj)
+
+
+def test_a_leaf_that_is_not_a_mapping_counts_as_atomic() -> None:
+    ours = json.loads(json.dumps(OURS))
+    ours["f:spec"] = True
+    assert declared.ownership_lost(DEPLOYMENT, live(ours)) == []
+
+
+def test_owns_and_declared_by_git() -> None:
+    pruning = ("metadata", "annotations", "kubectl-gitops.dev/prune")
+    obj = live(OURS)
+    assert declared.owns(obj, ("spec", "replicas"))
+    assert not declared.owns(obj, pruning)
+    assert not declared.declared_by_git(obj, pruning)
+    # The record lists it and our manager owns the record: Git declared it (ownership moved since).
+    manifest = {**DEPLOYMENT, "metadata": {**DEPLOYMENT["metadata"],
+                                           "annotations": {"kubectl-gitops.dev/prune": "disabled"}}}
+    obj["metadata"]["annotations"][ANNOTATION_FIELDS] = declared.encode(declared.with_declared(manifest))
+    assert declared.declared_by_git(obj, pruning)
+    # The same record written by someone else (our manager does not own it) proves nothing.
+    ours = json.loads(json.dumps(OURS))
+    del ours["f:metadata"]["f:annotations"]
+    assert not declared.declared_by_git(live(ours) | {"metadata": obj["metadata"] | {
+        "managedFields": live(ours)["metadata"]["managedFields"]}}, pruning)
+
+
+def test_declares_follows_coarsened_nodes() -> None:
+    assert declared.declares({"metadata": {}}, ("metadata", "annotations", "x"))
+    assert declared.declares({"metadata": {"annotations": {"x": {}}}}, ("metadata", "annotations", "x"))
+    assert not declared.declares({"metadata": {"labels": {}}}, ("metadata", "annotations", "x"))
+    assert not declared.declares(None, ("metadata",))
+
+
+def test_an_empty_annotations_map_applied_once_does_not_own_keys_added_later() -> None:
+    ours = json.loads(json.dumps(OURS))
+    ours["f:metadata"]["f:annotations"] = {}
+    obj = live(ours)
+    obj["metadata"]["annotations"]["kubectl-gitops.dev/prune"] = "disabled"
+    assert not declared.owns_key(obj, ("metadata", "annotations", "kubectl-gitops.dev/prune"))
+    assert not declared.declared_by_git(obj, ("metadata", "annotations", "kubectl-gitops.dev/prune"))
+
+
+def test_the_fast_path_agrees_with_the_full_walk() -> None:
+    cases = [OURS, {**OURS, "f:spec": {}}, {"f:metadata": OURS["f:metadata"]}, {**OURS, "f:spec": None},
+             {**OURS, "f:spec": {**OURS["f:spec"], "f:template": {"f:metadata": {}}}}]
+    for ours in cases:
+        obj = live(ours)
+        full = declared.lost_paths(declared.with_declared(DEPLOYMENT), obj)
+        assert declared.ownership_lost(DEPLOYMENT, obj) == full
+
+
+def test_an_empty_list_in_git_that_the_server_records_no_owner_for_is_not_lost() -> None:
+    # What the API server does for `webhooks: []` on a ValidatingWebhookConfiguration.
+    vwc = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+           "metadata": {"name": "v", "annotations": {ANNOTATION_FIELDS: "x"}}, "webhooks": []}
+    ours = {"f:metadata": {"f:annotations": {f"f:{ANNOTATION_FIELDS}": {}}}}
+    obj = {**vwc, "metadata": {**vwc["metadata"], "managedFields": [
+        {"manager": FIELD_MANAGER, "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": ours}]}}
+    assert declared.ownership_lost({**vwc, "metadata": {"name": "v"}}, obj) == []
+    assert declared.ownership_lost({**vwc, "metadata": {"name": "v"}, "webhooks": [{"name": "w"}]}, obj) == [
+        ("webhooks",)]

@@ -29,6 +29,7 @@ from kubectl_gitops.core.errors import ApplyFailed
 from kubectl_gitops.core.objects import IdentityKey, ObjectRef, ref_of
 from kubectl_gitops.core.plan import Verb, plan, stamp
 from kubectl_gitops.engine.apply import Applier, ApplyFailedWith, ObjectResult, selector
+from tests.unit.fakefields import applied
 
 JSON = dict[str, Any]
 SYNC, SYNC_NS = "apps", "team-a"
@@ -85,7 +86,7 @@ class FakeKube:
         if err is not None:
             raise err
         key = ref_of(obj).key
-        out = copy.deepcopy(obj)
+        out = applied(obj, field_manager)
         existing = self.objects.get(key)
         out["metadata"]["creationTimestamp"] = (existing or {}).get("metadata", {}).get(
             "creationTimestamp") or now_stamp()
@@ -103,11 +104,22 @@ class FakeKube:
 
     def delete(self, info: ResourceInfo, name: str, namespace: str | None = None, *,
                propagation: str = "Background") -> bool:
+        return self.delete_object(info, name, namespace, propagation=propagation) is not None
+
+    def delete_object(self, info: ResourceInfo, name: str, namespace: str | None = None, *,
+                      propagation: str = "Background") -> JSON | None:
         self._record("delete", info.kind, name, propagation)
         if name in self.delete_errors:
             raise self.delete_errors[name]
+        key = self._key(info, name, namespace)
         with self._lock:
-            return self.objects.pop(self._key(info, name, namespace), None) is not None
+            found = self.objects.get(key)
+            if found is None:
+                return None
+            if found["metadata"].get("finalizers"):  # held: marked for deletion, still there
+                found["metadata"]["deletionTimestamp"] = now_stamp()
+                return copy.deepcopy(found)
+            return self.objects.pop(key)
 
     def request(self, method: str, path: str, **_: Any) -> JSON:
         self._record("request", method, path)
@@ -177,7 +189,7 @@ def cluster_role() -> JSON:
 
 def live_copy(obj: JSON, created: str = OLD) -> JSON:
     """What the server holds after applying `obj` earlier: the object plus server-set fields."""
-    out = copy.deepcopy(obj)
+    out = applied(obj)
     out["metadata"].update({"uid": f"uid-{obj['metadata']['name']}", "resourceVersion": "4711",
                             "creationTimestamp": created, "generation": 1})
     if obj["kind"] == "Deployment":
@@ -325,7 +337,7 @@ def test_unserved_kind_fails_that_object_with_a_clear_message() -> None:
         run(applier(kube), [own(widget()), own(configmap())])  # no CRD for Widget anywhere
     failed = [r for r in err.value.results if r.action == "failed"]
     assert [r.ref.name for r in failed] == ["w1"]
-    assert failed[0].message == "Widget in example.com/v1 is not served by the API server"
+    assert failed[0].message == "Widget/prod/w1: Widget in example.com/v1 is not served by the API server"
     assert "w1" not in kube.names("apply")
 
 
@@ -426,15 +438,43 @@ def test_prune_deletes_only_objects_carrying_both_labels() -> None:
     assert ref_of(other_sync).key in kube.objects
 
 
-def test_prune_skips_prune_disabled() -> None:
-    kept = own(live_copy(configmap("keep-me")))
-    kept["metadata"]["annotations"][ANNOTATION_PRUNE] = PRUNE_DISABLED
+def test_prune_skips_prune_disabled_from_git() -> None:
+    in_git = own(configmap("keep-me"))
+    in_git["metadata"]["annotations"][ANNOTATION_PRUNE] = PRUNE_DISABLED
+    kept = live_copy(own(in_git))
     kube = FakeKube([kept])
     results, keep = applier(kube).prune([ref_of(kept)], {ref_of(kept).key: kept})
     assert kube.names("delete") == []
     assert results[0].action == "skipped"
     assert PRUNE_DISABLED in results[0].message
     assert keep == []
+
+
+def test_prune_disabled_added_to_the_live_object_only_does_not_count() -> None:
+    added = live_copy(own(configmap("added-later")))
+    added["metadata"]["annotations"][ANNOTATION_PRUNE] = PRUNE_DISABLED  # kubectl annotate, not Git
+    kube = FakeKube([added])
+    results, keep = applier(kube).prune([ref_of(added)], {ref_of(added).key: added})
+    assert kube.names("delete") == ["added-later"]
+    assert results[0].action == "pruned" and keep == []
+
+
+def test_an_object_held_by_a_finalizer_waits_in_the_inventory() -> None:
+    held = live_copy(own(configmap("held")))
+    held["metadata"]["finalizers"] = ["example.com/hold"]
+    kube = FakeKube([held])
+    a = applier(kube)
+    results, keep = a.prune([ref_of(held)], {ref_of(held).key: held})
+    assert [(r.action, "example.com/hold" in r.message) for r in results] == [("waiting", True)]
+    assert keep == [ref_of(held)]
+    # Next run: still there, being deleted: still waiting, not deleted again.
+    again = kube.objects[ref_of(held).key]
+    results, keep = a.prune([ref_of(held)], {ref_of(held).key: again})
+    assert [r.action for r in results] == ["waiting"] and keep == [ref_of(held)]
+    assert kube.names("delete") == ["held"]
+    # Once gone, it leaves the inventory.
+    results, keep = a.prune([ref_of(held)], {})
+    assert [r.action for r in results] == ["skipped"] and keep == []
 
 
 def test_prune_skips_objects_already_gone() -> None:
@@ -495,3 +535,17 @@ def test_an_unreachable_server_stops_the_stage_instead_of_timing_out_object_by_o
     assert len(results) == 40 and all(r.action == "failed" for r in results)
     assert results[0].message.startswith("ConfigMap/") and "unreachable" in results[0].message
     assert "not sent, the API server is unreachable" in results[1].message
+
+
+def test_an_object_refused_as_too_large_is_named_and_the_rest_is_applied() -> None:
+    kube = FakeKube()
+    kube.apply_errors["huge"] = ApiError(413, "Request entity too large: limit is 3145728")
+    a = applier(kube)
+    changes = a.plan([own(configmap("huge")), own(configmap("small"))], {})
+    with pytest.raises(ApplyFailedWith) as failed:
+        a.apply(changes, time.time())
+    messages = {r.ref.name: (r.action, r.message) for r in failed.value.results}
+    assert messages["small"][0] == "created"
+    assert messages["huge"][0] == "failed"
+    assert messages["huge"][1].startswith("ConfigMap/prod/huge: refused by the API server as too large (")
+    assert "unreachable" not in str(failed.value)

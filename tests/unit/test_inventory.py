@@ -1,6 +1,8 @@
+from typing import Any
+
 import pytest
 
-from kubectl_gitops.core.inventory import Inventory, stale
+from kubectl_gitops.core.inventory import Inventory, partition, salvage, stale, union
 from kubectl_gitops.core.objects import ObjectRef
 
 NS = ObjectRef("", "v1", "Namespace", "", "shop")
@@ -66,3 +68,37 @@ def test_merge_keeps_failed_deletes():
 
 def test_without():
     assert Inventory([NS, DEP, SVC]).without([DEP.with_version("v1beta1")]).entries == (NS, SVC)
+
+
+# ---------------------------------------------------------------- hardening: strangers, concurrency, damage
+
+
+
+def _ref(name: str, version: str = "v1") -> ObjectRef:
+    return ObjectRef("", version, "ConfigMap", "ns", name)
+
+
+def test_union_keeps_every_object_either_run_recorded() -> None:
+    # Run A (rev1: a, b) and run B (rev2: a, c) started from the same inventory {a}.
+    a_done = Inventory([_ref("a"), _ref("b")])
+    b_done = Inventory([_ref("a", "v2"), _ref("c")])
+    merged = union(a_done, b_done)
+    assert [r.name for r in merged] == ["a", "b", "c"]  # nothing orphaned
+    assert next(r for r in merged if r.name == "a").version == "v1"  # ours wins on the version
+
+
+def test_partition_leaves_strangers_out() -> None:
+    live = {_ref("mine").key: {"m": 1}, _ref("stranger").key: {"s": 1}}
+    mine, strangers = partition(live, [_ref("mine").key, _ref("absent").key])
+    assert mine == {_ref("mine").key: {"m": 1}}
+    assert strangers == [_ref("stranger").key]
+
+
+@pytest.mark.parametrize("status", ["garbage", {"entries": "garbage"}, {"entries": [{"id": "x"}]},
+                                    {"entries": [1]}])
+def test_a_damaged_inventory_is_a_value_error_and_salvage_keeps_what_reads(status: Any) -> None:
+    with pytest.raises(ValueError):
+        Inventory.from_status(status)
+    assert len(salvage(status)) == 0
+    good = {"entries": [{"id": "ns_a__ConfigMap", "v": "v1"}, {"id": "garbage", "v": "v1"}]}
+    assert [r.name for r in salvage(good)] == ["a"]

@@ -1,11 +1,26 @@
 import copy
+import json
 from fractions import Fraction
 
 import pytest
 
 from kubectl_gitops import constants
 from kubectl_gitops.core.objects import ObjectRef, ref_of
-from kubectl_gitops.core.plan import Verb, diff_paths, format_path, parse_quantity, plan, prunable, stamp
+from kubectl_gitops.core.plan import (
+    OWNERSHIP,
+    TOO_DEEP,
+    PruneVerb,
+    Verb,
+    compare,
+    diff_paths,
+    format_path,
+    parse_quantity,
+    plan,
+    prunable,
+    prune_decision,
+    stamp,
+)
+from tests.unit.fakefields import applied
 
 GIT_DEPLOYMENT = {
     "apiVersion": "apps/v1",
@@ -240,8 +255,8 @@ def test_server_metadata_status_and_revision_annotation_are_ignored():
     desired["status"] = {"replicas": 7}
     current = stamp(live(), "apps", "flux-system", "main@sha1:old")
     # live carries the digest we applied from this same Git content
-    digest_key = constants.ANNOTATION_DIGEST
-    current["metadata"]["annotations"][digest_key] = desired["metadata"]["annotations"][digest_key]
+    for key in (constants.ANNOTATION_DIGEST, constants.ANNOTATION_FIELDS):
+        current["metadata"]["annotations"][key] = desired["metadata"]["annotations"][key]
     assert diff_paths(desired, current) == []
 
 
@@ -249,6 +264,7 @@ def test_missing_ownership_label_is_a_change():
     desired = stamp(git(), "apps", "flux-system", "r1")
     assert sorted(diff_paths(desired, live())) == [
         f'metadata.annotations["{constants.ANNOTATION_DIGEST}"]',
+        f'metadata.annotations["{constants.ANNOTATION_FIELDS}"]',
         f'metadata.labels["{constants.LABEL_SYNC}"]',
         f'metadata.labels["{constants.LABEL_SYNC_NAMESPACE}"]',
     ]
@@ -272,8 +288,8 @@ def test_plan_assigns_an_action_per_object():
     changed["spec"]["replicas"] = 5
     svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop"}, "spec": {}}
     live_map = {
-        ref_of(LIVE_DEPLOYMENT): live(),
-        ref_of(svc).with_version("v1"): {**svc, "spec": {"clusterIP": "10.0.0.1"}},
+        ref_of(LIVE_DEPLOYMENT): applied(live()),
+        ref_of(svc).with_version("v1"): applied({**svc, "spec": {"clusterIP": "10.0.0.1"}}),
     }
     changes = plan([cm, changed, svc], live_map)
     assert [(a.ref.display, a.verb) for a in changes.actions] == [
@@ -294,7 +310,8 @@ def test_plan_finds_live_objects_by_identity_not_version():
         "metadata": {"name": "h", "namespace": "a"},
     }
     live_ref = ObjectRef("autoscaling", "v1", "HorizontalPodAutoscaler", "a", "h")
-    assert plan([hpa], {live_ref: dict(hpa)}).actions[0].verb is Verb.UNCHANGED
+    stamped = stamp(hpa, "s", "n", "r")
+    assert plan([stamped], {live_ref: applied(stamped)}).actions[0].verb is Verb.UNCHANGED
 
 
 def test_stamp_returns_a_labelled_copy():
@@ -308,7 +325,12 @@ def test_stamp_returns_a_labelled_copy():
     annotations = stamped["metadata"]["annotations"]
     assert annotations[constants.ANNOTATION_REVISION] == "main@sha1:abc"
     assert annotations[constants.ANNOTATION_DIGEST].startswith("sha256:")
-    assert set(annotations) == {constants.ANNOTATION_REVISION, constants.ANNOTATION_DIGEST}
+    assert set(annotations) == {constants.ANNOTATION_REVISION, constants.ANNOTATION_DIGEST,
+                                constants.ANNOTATION_FIELDS}
+    fields = json.loads(annotations[constants.ANNOTATION_FIELDS])
+    assert fields["metadata"]["labels"][constants.LABEL_SYNC] == {}
+    assert fields["metadata"]["annotations"][constants.ANNOTATION_FIELDS] == {}
+    assert fields["spec"]["template"]["spec"]["containers"] == {}  # lists are leaves
     assert original == GIT_DEPLOYMENT
     stamped["spec"]["replicas"] = 9
     assert original["spec"]["replicas"] == 2
@@ -353,16 +375,62 @@ def test_not_prunable_without_labels():
     assert prunable(REF, obj, "apps", "flux-system")[0] is False
 
 
-def test_not_prunable_when_disabled_by_annotation():
-    ok, reason = prunable(REF, owned(**{constants.ANNOTATION_PRUNE: constants.PRUNE_DISABLED}), "apps", "flux-system")
-    assert not ok and constants.ANNOTATION_PRUNE in reason
-    assert prunable(REF, owned(**{constants.ANNOTATION_PRUNE: "enabled"}), "apps", "flux-system")[0]
+def test_not_prunable_when_git_disabled_it():
+    from_git = applied(owned(**{constants.ANNOTATION_PRUNE: constants.PRUNE_DISABLED}))
+    ok, reason = prunable(REF, from_git, "apps", "flux-system")
+    assert not ok and constants.ANNOTATION_PRUNE in reason and "from Git" in reason
+    assert prunable(REF, applied(owned(**{constants.ANNOTATION_PRUNE: "enabled"})), "apps", "flux-system")[0]
 
 
-def test_not_prunable_while_being_deleted():
+def test_prune_disabled_added_by_someone_else_does_not_count():
+    obj = applied(owned())
+    obj["metadata"]["annotations"][constants.ANNOTATION_PRUNE] = constants.PRUNE_DISABLED
+    obj["metadata"]["managedFields"].append({"manager": "kubectl-annotate", "operation": "Update", "fieldsV1": {
+        "f:metadata": {"f:annotations": {f"f:{constants.ANNOTATION_PRUNE}": {}}}}})
+    verb, reason = prune_decision(REF, obj, "apps", "flux-system")
+    assert verb is PruneVerb.DELETE and "not set by Git" in reason
+
+
+def test_prune_disabled_from_git_still_counts_after_its_ownership_moved():
+    obj = stamp(owned(**{constants.ANNOTATION_PRUNE: constants.PRUNE_DISABLED}), "apps", "flux-system", "r")
+    obj = applied(obj)
+    fields = obj["metadata"]["managedFields"][0]["fieldsV1"]
+    del fields["f:metadata"]["f:annotations"][f"f:{constants.ANNOTATION_PRUNE}"]  # taken by an allowed edit
+    assert prune_decision(REF, obj, "apps", "flux-system")[0] is PruneVerb.SKIP
+    # ... but a record nobody but us may write must be ours: someone else's record proves nothing.
+    del fields["f:metadata"]["f:annotations"][f"f:{constants.ANNOTATION_FIELDS}"]
+    assert prune_decision(REF, obj, "apps", "flux-system")[0] is PruneVerb.DELETE
+
+
+def test_an_object_being_deleted_waits_and_names_its_finalizers():
     obj = owned()
     obj["metadata"]["deletionTimestamp"] = "2024-05-01T10:00:00Z"
-    assert prunable(REF, obj, "apps", "flux-system") == (False, "ConfigMap/shop/old is already being deleted")
+    obj["metadata"]["finalizers"] = ["example.com/hold"]
+    assert prune_decision(REF, obj, "apps", "flux-system") == (
+        PruneVerb.WAIT, "ConfigMap/shop/old is being deleted; waiting on finalizers example.com/hold")
+    assert prunable(REF, obj, "apps", "flux-system")[0] is False
+
+
+def test_values_equal_but_ownership_lost_is_a_write():
+    desired = stamp(git(), "apps", "flux-system", "r")
+    current = applied(desired)
+    assert compare(desired, current) == ()
+    fields = current["metadata"]["managedFields"][0]["fieldsV1"]
+    del fields["f:spec"]["f:replicas"]
+    current["metadata"]["managedFields"].append({"manager": "kubectl-edit", "operation": "Update",
+                                                 "fieldsV1": {"f:spec": {"f:replicas": {}}}})
+    assert compare(desired, current) == (OWNERSHIP + "spec.replicas",)
+    assert plan([desired], {ref_of(current): current}).actions[0].verb is Verb.CONFIGURE
+
+
+def test_a_comparison_too_deep_for_python_is_a_write_not_a_crash():
+    deep: dict = {}
+    node = deep
+    for _ in range(3000):
+        node["a"] = {}
+        node = node["a"]
+    desired = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "n"}, "spec": deep}
+    assert compare(desired, dict(desired)) == (TOO_DEEP,)
 
 
 def test_digest_changes_when_a_field_leaves_git_so_the_object_is_rewritten() -> None:
@@ -373,7 +441,7 @@ def test_digest_changes_when_a_field_leaves_git_so_the_object_is_rewritten() -> 
               "labels": {"team": "a"}}, "data": {"a": "1", "b": "2"}}
     after = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "n"},
              "data": {"a": "1"}}
-    live = stamp(before, "s", "n", "rev1")
+    live = applied(stamp(before, "s", "n", "rev1"))
     same_content_new_revision = stamp(before, "s", "n", "rev2")
     assert plan([same_content_new_revision], {ref_of(live): live}).actions[0].verb is Verb.UNCHANGED
     removed = stamp(after, "s", "n", "rev2")
