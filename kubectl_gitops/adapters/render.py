@@ -178,6 +178,15 @@ def _references(doc: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
         for item in _as_list(doc.get(field)):
             if isinstance(item, Mapping) and isinstance(item.get("path"), str):
                 yield f"{field}[].path", item["path"]
+    yield from _generator_files(doc)
+    for field, key in (("openapi", "path"), ("helmGlobals", "chartHome"), ("helmGlobals", "configHome")):
+        value = doc.get(field)
+        if isinstance(value, Mapping) and isinstance(value.get(key), str):
+            yield f"{field}.{key}", value[key]
+
+
+def _generator_files(doc: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """configMapGenerator/secretGenerator `files` (`[key=]path`), `envs` and the older `env`."""
     for field in _GENERATORS:
         for item in _as_list(doc.get(field)):
             if not isinstance(item, Mapping):
@@ -186,10 +195,6 @@ def _references(doc: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
                 yield f"{field}[].files", str(entry).split("=", 1)[-1]
             for entry in [*_as_list(item.get("envs")), *([item["env"]] if item.get("env") else [])]:
                 yield f"{field}[].envs", str(entry)
-    for field, key in (("openapi", "path"), ("helmGlobals", "chartHome"), ("helmGlobals", "configHome")):
-        value = doc.get(field)
-        if isinstance(value, Mapping) and isinstance(value.get(key), str):
-            yield f"{field}.{key}", value[key]
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -322,10 +322,8 @@ def parse_documents(text: str, source: str, limits: Limits = DEFAULT_LIMITS) -> 
     """Every object in one file, in order. Empty documents are skipped; `kind: List` (or any
     `*List` with `items`, e.g. `ConfigMapList`) is flattened into its items. Only parsing happens
     here: call `validate` for the shape of each object."""
-    if source.endswith(".json"):
-        docs = _json_documents(text, source, limits)
-    else:
-        docs = _yaml_documents(text, source, limits)
+    parse = _json_documents if source.endswith(".json") else _yaml_documents
+    docs = parse(text, source, limits)
     manifests: list[Manifest] = []
     for index, raw in enumerate(docs):
         if raw is None or raw == {}:
