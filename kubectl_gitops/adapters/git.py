@@ -505,7 +505,8 @@ def _resolve(git_dir: Path, remote: _Remote, ref: GitRef) -> tuple[str, str]:
 
 
 def _revision(git_dir: Path, sha: str, ref: str) -> Revision:
-    out = _local(git_dir, "show", "-s", "--format=%an <%ae>%x00%cI%x00%B", sha, "--")
+    # `log -1 --no-walk`, not `show -s`: show takes minutes on a "git bomb" commit (it walks the tree).
+    out = _local(git_dir, "log", "-1", "--no-walk", "--format=%an <%ae>%x00%cI%x00%B", sha, "--")
     author, when, message = out.split("\x00", 2)
     return Revision(sha, ref, message.strip(), author, datetime.fromisoformat(when))
 
@@ -761,8 +762,11 @@ class _Batch:
     def header(self, sha: str) -> tuple[str, int]:
         """Ask for `sha`; returns (type, size) with the content waiting on stdout."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(sha.encode() + b"\n")
-        self.proc.stdin.flush()
+        try:
+            self.proc.stdin.write(sha.encode() + b"\n")
+            self.proc.stdin.flush()
+        except OSError as err:  # killed at the deadline, or died
+            raise _CacheBroken(f"git cat-file stopped answering ({err.strerror})") from None
         line = self.proc.stdout.readline().decode(errors="replace").split()
         if len(line) != 3:
             raise _CacheBroken(f"object {sha} is missing from the cache ({' '.join(line) or 'no answer'})")
@@ -891,7 +895,7 @@ class _Exporter:
         self.written.append(path)
 
     def make_links(self) -> None:
-        """Symlinks last, then keep only those whose whole resolution stays inside the export."""
+        """Symlinks last, then keep only those whose whole resolution exists inside the export."""
         for path, target in self.links:
             if "\x00" in target or os.path.isabs(target):
                 continue
@@ -905,7 +909,10 @@ class _Exporter:
         while changed:  # removing one link can change where another resolves
             changed = False
             for path in sorted(kept):
-                real = os.path.realpath(self.dest / path)
+                try:  # strict: a dangling or looping link is dropped too (nothing may complete it later)
+                    real = os.path.realpath(self.dest / path, strict=True)
+                except OSError:
+                    real = ""
                 if real != root and not real.startswith(root + os.sep):
                     os.unlink(self.dest / path)
                     kept.discard(path)

@@ -165,7 +165,7 @@ def test_legitimate_layouts_still_build(tmp_path: Path) -> None:
 
 def test_the_object_limit_names_the_limit(tmp_path: Path) -> None:
     write(tmp_path, {"many.yaml": "---\n".join(cm(f"c{i}") for i in range(30))})
-    with pytest.raises(BuildFailed, match="max_objects=10.*KUBECTL_GITOPS_MAX_OBJECTS"):
+    with pytest.raises(BuildFailed, match=r"max_objects=10.*KUBECTL_GITOPS_MAX_OBJECTS"):
         render(tmp_path, ".", limits=Limits(max_objects=10))
 
 
