@@ -43,6 +43,8 @@ _REMOTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://|^[A-Za-z0-9._-]+@[A-Za-z0-9.-
 # Fields holding a list of paths (files or kustomization directories); entries with a newline are inline YAML.
 _PATH_LISTS = ("resources", "bases", "components", "crds", "configurations", "generators", "transformers",
                "validators", "patchesStrategicMerge")
+_PLUGIN_FIELDS = ("generators", "transformers", "validators")
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # Fields holding a list of mappings, each of which may name a file under `path`.
 _PATH_ITEMS = ("patches", "patchesJson6902", "replacements")
 _GENERATORS = ("configMapGenerator", "secretGenerator")
@@ -87,7 +89,7 @@ def _render(root: Path, path: str, variables: Mapping[str, str], strict: bool, a
         docs = _read_file(base, base.name, variables, strict, limits)
     elif _kustomization(base):
         _check_kustomization(base, root.resolve(), allow_remote, set())
-        text = _kustomize(base, timeout, limits)
+        text = _kustomize(base, timeout, limits, allow_remote)
         label = f"{path.rstrip('/') or '.'} (kustomize build)"
         docs = substitute_documents(text, variables, label, strict=strict, limits=limits)
     else:
@@ -151,12 +153,8 @@ def _check_kustomization(directory: Path, root: Path, allow_remote: bool, seen: 
     if kfile is None:
         return
     label = str(kfile.relative_to(root))
-    try:
-        doc: Any = yaml.safe_load(kfile.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise BuildFailed(f"{label}: invalid YAML: {err}") from err
-    except (OSError, UnicodeDecodeError) as err:
-        raise BuildFailed(f"{label}: cannot read: {err}") from err
+    docs = _read_yaml(kfile, label)
+    doc: Any = docs[0] if docs else {}
     if not isinstance(doc, dict):
         raise BuildFailed(f"{label}: not a kustomization (expected a mapping)")
     if doc.get("helmCharts") or doc.get("helmChartInflationGenerator"):
@@ -166,6 +164,47 @@ def _check_kustomization(directory: Path, root: Path, allow_remote: bool, seen: 
         local = _checked(directory, root, label, field, entry, allow_remote)
         if local is not None and local.is_dir():
             _check_kustomization(local, root, allow_remote, seen)
+        elif local is not None and field in _PLUGIN_FIELDS and not allow_remote:
+            _check_plugin_config(_read_yaml(local, str(local.relative_to(root))), str(local.relative_to(root)))
+    if not allow_remote:
+        _check_inline_plugins(doc, label)
+
+
+def _check_inline_plugins(doc: Mapping[str, Any], label: str) -> None:
+    for field in _PLUGIN_FIELDS:
+        for entry in _as_list(doc.get(field)):
+            if isinstance(entry, str) and "\n" in entry:
+                _check_plugin_config(_read_yaml_text(entry, f"{label} ({field}, inline)"), f"{label} ({field})")
+
+
+def _read_yaml(file: Path, label: str) -> list[Any]:
+    try:
+        text = file.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise BuildFailed(f"{label}: cannot read: {err}") from err
+    return _read_yaml_text(text, label)
+
+
+def _read_yaml_text(text: str, label: str) -> list[Any]:
+    try:
+        return [doc for doc in yaml.safe_load_all(text) if doc is not None]
+    except yaml.YAMLError as err:
+        raise BuildFailed(f"{label}: invalid YAML: {err}") from err
+
+
+def _check_plugin_config(docs: list[Any], label: str) -> None:
+    """Generator/transformer/validator configs: kustomize loads any http(s) URL they name (from
+    this machine's network), whatever the load restrictor. No value in them may look remote."""
+    todo = list(docs)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            todo.extend(node.values())
+        elif isinstance(node, list):
+            todo.extend(node)
+        elif isinstance(node, str) and _URL.match(node.strip()):
+            raise BuildFailed(f"{label}: {node.strip()!r} is a remote reference, and remote references are "
+                              "disabled: vendor it into the repository")
 
 
 def _references(doc: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
@@ -222,12 +261,12 @@ def _checked(directory: Path, root: Path, label: str, field: str, entry: str, al
 # --- running kustomize -----------------------------------------------------------------------
 
 
-def _kustomize(directory: Path, timeout: float, limits: Limits) -> str:
+def _kustomize(directory: Path, timeout: float, limits: Limits, allow_remote: bool) -> str:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         raise BuildFailed("kubectl is not on PATH; it is needed to build kustomizations")
     with tempfile.TemporaryDirectory(prefix="kubectl-gitops-kustomize-") as tmp:
-        env = _isolated_env(Path(tmp))
+        env = _isolated_env(Path(tmp), allow_remote)
         out_path = Path(tmp) / "out.yaml"
         with out_path.open("wb") as out:
             try:
@@ -245,12 +284,14 @@ def _kustomize(directory: Path, timeout: float, limits: Limits) -> str:
         return out_path.read_text(errors="replace")
 
 
-def _isolated_env(tmp: Path) -> dict[str, str]:
+def _isolated_env(tmp: Path, allow_remote: bool) -> dict[str, str]:
     """No HOME, Git config, credentials or agent of this machine for kustomize (and any git it runs)."""
     home = tmp / "home"
     home.mkdir()
     env = {key: os.environ[key] for key in _KEEP_ENV if key in os.environ}
     env.update({"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "GIT_CONFIG_NOSYSTEM": "1",
-                "GIT_CONFIG_GLOBAL": os.devnull, "GIT_TERMINAL_PROMPT": "0", "GIT_ALLOW_PROTOCOL": "none",
+                "GIT_CONFIG_GLOBAL": os.devnull, "GIT_TERMINAL_PROMPT": "0",
                 "GIT_ASKPASS": "", "SSH_ASKPASS": "", "SSH_AUTH_SOCK": ""})
+    if not allow_remote:
+        env["GIT_ALLOW_PROTOCOL"] = "none"  # belt and braces: our checks refuse remote bases first
     return env

@@ -188,3 +188,28 @@ def test_secret_values_are_masked_in_build_errors(tmp_path: Path) -> None:
 def test_a_nul_byte_in_the_path_is_a_build_error(tmp_path: Path) -> None:
     with pytest.raises(BuildFailed, match="NUL"):
         render(tmp_path, "apps\x00")
+
+
+@pytest.mark.parametrize(("field", "config"), [
+    ("generators", "apiVersion: builtin\nkind: ConfigMapGenerator\nmetadata: {name: g}\n"
+                   "files: [http://169.254.169.254/latest/meta-data/iam]\n"),
+    ("transformers", "apiVersion: builtin\nkind: PatchTransformer\nmetadata: {name: p}\n"
+                     "path: https://example.com/patch.yaml\ntarget: {kind: ConfigMap}\n"),
+])
+def test_plugin_configs_cannot_name_remote_files(tmp_path: Path, field: str, config: str) -> None:
+    # kustomize fetches an http(s) URL in a plugin config from this machine's network, load
+    # restrictor or not: a request forgery from the syncing machine.
+    write(tmp_path, {"kustomization.yaml": f"resources: [cm.yaml]\n{field}: [plugin.yaml]\n", "cm.yaml": cm("app"),
+                     "plugin.yaml": config})
+    refused(tmp_path, ".", "plugin.yaml", "remote reference")
+    inline = "    " + config.replace("\n", "\n    ")
+    write(tmp_path, {"kustomization.yaml": f"resources: [cm.yaml]\n{field}:\n- |\n{inline}\n"})
+    refused(tmp_path, ".", "remote reference")
+
+
+def test_local_plugin_configs_still_build(tmp_path: Path) -> None:
+    write(tmp_path, {"kustomization.yaml": "resources: [cm.yaml]\ntransformers: [labels.yaml]\n", "cm.yaml": cm("app"),
+                     "labels.yaml": "apiVersion: builtin\nkind: LabelTransformer\nmetadata: {name: l}\n"
+                                    "labels: {team: a}\nfieldSpecs: [{path: metadata/labels, create: true}]\n"})
+    (built,) = render(tmp_path, ".")
+    assert built.obj["metadata"]["labels"] == {"team": "a"}
