@@ -814,7 +814,10 @@ def _tree_entries(data: bytes, where: str) -> Iterator[tuple[int, str, str]]:
         nul = data.find(b"\x00", space + 1)
         if space < 0 or nul < 0 or nul + 21 > len(data):
             raise SourceFailed(f"tree {where or '/'} is malformed")
-        mode = int(data[pos:space], 8)
+        try:
+            mode = int(data[pos:space], 8)
+        except ValueError:
+            raise SourceFailed(f"tree {where or '/'} is malformed (mode {data[pos:space]!r})") from None
         raw = data[space + 1:nul]
         sha = data[nul + 1:nul + 21].hex()
         pos = nul + 21
