@@ -225,17 +225,23 @@ def _key(key: Any) -> str:
     return str(key)
 
 
-def _flow_and_indent_bound(text: str) -> int:
-    """An upper bound on the nesting depth of `text`, from counts libyaml needs no recursion for.
-
-    Flow nesting needs a `[` or `{` per level; block nesting needs indentation, `- ` or `? ` at the
-    start of a line per level (two levels per column at most: a mapping and a sequence at the same
-    indentation). Cheap (C string methods), and exact enough: normal manifests stay far below."""
-    lead = max(map(len, _LEADING.findall(text)), default=0)
-    return text.count("[") + text.count("{") + 2 * lead + 2
+# libyaml's C composer recurses once per level and crashes the process (no exception) somewhere
+# between 5,000 levels (fine) and 200,000; construction then checks `max_depth` exactly.
+_COMPOSE_SAFE = 2_000
+DEPTH_CEILING = 5_000
+_LONG_LEAD = re.compile(r"\n[ \t?:-]{%d}" % (_COMPOSE_SAFE // 2))
+_LONG_LEAD_AT_START = re.compile(r"[ \t?:-]{%d}" % (_COMPOSE_SAFE // 2))
 
 
-_LEADING = re.compile(r"(?m)^[ \t?:-]*")
+def _might_be_deep(text: str) -> bool:
+    """True unless `text` certainly nests less than _COMPOSE_SAFE levels (cheap: C string methods).
+
+    Flow nesting needs a `[` or `{` per level; block nesting needs indentation, `- `, `? ` or `: `
+    at the start of a line (at most one level per character: anchors and tags cannot precede a
+    compact collection). Real manifests are far below; a suspect text gets an exact count."""
+    if text.count("[") + text.count("{") > _COMPOSE_SAFE:
+        return True
+    return bool(_LONG_LEAD.search(text) or _LONG_LEAD_AT_START.match(text))
 
 
 def _event_depth(text: str, limit: int) -> int:
@@ -259,7 +265,8 @@ def _limit_error(source: str, docs: int, limits: Limits, limit: str, what: str) 
 def _yaml_documents(text: str, source: str, limits: Limits) -> list[Any]:
     docs: list[Any] = []
     try:
-        if _flow_and_indent_bound(text) > limits.max_depth and _event_depth(text, limits.max_depth) > limits.max_depth:
+        deepest = min(limits.max_depth, DEPTH_CEILING)
+        if _might_be_deep(text) and _event_depth(text, deepest) > deepest:
             raise _TooBig("max_depth", "is nested too deeply")
         loader = _Loader(text)
         loader.budget, loader.max_depth = limits.max_yaml_nodes, limits.max_depth
@@ -308,7 +315,7 @@ def _json_documents(text: str, source: str, limits: Limits) -> list[Any]:
         raise _limit_error(source, 1, limits, "max_depth", "is nested too deeply") from None
     except json.JSONDecodeError as err:
         raise BuildFailed(f"{source} document 1, line {err.lineno}: invalid JSON: {err.msg}") from err
-    if opens > limits.max_depth and _json_depth(value, limits.max_depth) > limits.max_depth:
+    if opens > limits.max_depth and _json_depth(value, limits.max_depth) > limits.max_depth:  # iterative
         raise _limit_error(source, 1, limits, "max_depth", "is nested too deeply")
     return [value]
 

@@ -8,7 +8,9 @@ build.
 
 from __future__ import annotations
 
+import re
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -213,3 +215,30 @@ def test_local_plugin_configs_still_build(tmp_path: Path) -> None:
                                     "labels: {team: a}\nfieldSpecs: [{path: metadata/labels, create: true}]\n"})
     (built,) = render(tmp_path, ".")
     assert built.obj["metadata"]["labels"] == {"team": "a"}
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("flow.yaml", "a: " + "[" * 300_000 + "]" * 300_000 + "\n"),
+    ("compact.yaml", "- " * 300_000 + "x\n"),
+    ("indented.yaml", "x:\n" + "".join(" " * i + "- \n" for i in range(1, 3000))),
+    ("keys.yaml", "? " * 300_000 + "x\n"),
+    ("deep.json", "[" * 300_000 + "]" * 300_000),
+    ("just-over.yaml", "a: " + "[" * 101 + "]" * 101 + "\n"),
+])
+def test_deep_nesting_is_refused_without_crashing(tmp_path: Path, name: str, text: str) -> None:
+    # libyaml's C composer would overflow the C stack (a segfault, not an exception) on these.
+    write(tmp_path, {name: text})
+    started = time.perf_counter()
+    # (libyaml's own parser refuses very deep *flow* nesting first, with its own clean message.)
+    with pytest.raises(BuildFailed, match=rf"{re.escape(name)} document 1.*(max_depth=100|maximum nesting depth)"):
+        render(tmp_path, ".")
+    assert time.perf_counter() - started < 10
+
+
+def test_depth_within_the_limit_still_parses(tmp_path: Path) -> None:
+    nested = "v"
+    for _ in range(90):
+        nested = "{k: " + nested + "}"
+    write(tmp_path, {"cm.yaml": cm("app") + f"  deep: '{'x' * 3}'\nextra: {nested}\n"})
+    (built,) = render(tmp_path, ".")
+    assert built.obj["metadata"]["name"] == "app"
