@@ -229,8 +229,8 @@ def _key(key: Any) -> str:
 # between 5,000 levels (fine) and 200,000; construction then checks `max_depth` exactly.
 _COMPOSE_SAFE = 2_000
 DEPTH_CEILING = 5_000
-_LONG_LEAD = re.compile(r"\n[ \t?:-]{%d}" % (_COMPOSE_SAFE // 2))
-_LONG_LEAD_AT_START = re.compile(r"[ \t?:-]{%d}" % (_COMPOSE_SAFE // 2))
+_LONG_LEAD = re.compile(rf"\n[ \t?:-]{{{_COMPOSE_SAFE // 2}}}")
+_LONG_LEAD_AT_START = re.compile(rf"[ \t?:-]{{{_COMPOSE_SAFE // 2}}}")
 
 
 def _might_be_deep(text: str) -> bool:
