@@ -653,9 +653,11 @@ def _damage(git_dir: Path, err: SourceFailed, timeout: float) -> str | None:
     """Why the cached repository is unusable, or None when it is sound (the failure was elsewhere)."""
     if isinstance(err, _CacheBroken) and _CORRUPTION_RE.search(str(err)):
         return str(err).split(": ", 1)[-1]
+    if "Timeout:" in str(err) or "timed out" in str(err):
+        return None  # slow is not broken: never throw away a cache for it
     status, _, stderr = _run(git_dir, ["fsck", "--connectivity-only", "--no-dangling", "--no-progress"],
                              timeout=timeout)
-    if status == 0:
+    if status == 0 or stderr.startswith("Timeout:"):
         return None
     return _git_reason(stderr, ()) if stderr.strip() else f"git fsck exited with {status}"
 
@@ -803,7 +805,8 @@ class _Batch:
         self.proc.wait()
         for stream in (self.proc.stdin, self.proc.stdout):
             if stream is not None:
-                stream.close()
+                with suppress(OSError):  # stdin's buffer cannot be flushed into a killed process
+                    stream.close()
 
 
 def _tree_entries(data: bytes, where: str) -> Iterator[tuple[int, str, str]]:
