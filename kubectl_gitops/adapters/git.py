@@ -529,7 +529,8 @@ class GitCache:
               timeout: float = DEFAULT_TIMEOUT, *, insecure: bool = False) -> Revision:
         """Bring the cache of `url` up to date for `ref` and return the commit it resolves to."""
         bare, url_creds, url_secrets = split_credentials(url)
-        creds = creds or url_creds
+        if url_creds and not (creds and (creds.password or creds.bearer_token)):
+            creds = replace(url_creds, ca_file=creds.ca_file) if creds else url_creds  # the secret's CA stays
         secrets = (creds.secrets() if creds else ()) + url_secrets
         shown = redact(url, secrets)
         self._check_url(url, ref, creds, insecure, shown)
