@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kubectl_gitops.adapters.kube import ApiError, Kube
@@ -34,6 +34,7 @@ from kubectl_gitops.core.objects import IdentityKey, ObjectRef, ref_of
 from kubectl_gitops.core.plan import stamp
 from kubectl_gitops.core.spec import InvalidSpec, SyncSpec, parse_sync
 from kubectl_gitops.core.status import RESULTS, RunRecord, count_results, is_true, push_history
+from kubectl_gitops.core.substitute import mask
 from kubectl_gitops.engine import record
 from kubectl_gitops.engine.apply import Applier, ApplyFailedWith, ObjectResult, Tick
 from kubectl_gitops.engine.health import wait_healthy
@@ -81,6 +82,7 @@ class _Run:
     healthy: bool | None = None
     ignored: list[ObjectResult] = field(default_factory=list)
     """Labelled strangers (not in the inventory nor in Git): reported, never acted on."""
+    secrets: tuple[str, ...] = ()  # values from Secrets: masked in every message of this run
 
 
 class Engine:
@@ -145,7 +147,7 @@ class Engine:
         source_obj = self.fetcher.get_source(spec.namespace, spec.source_name)
         with self.fetcher.checkout(source_obj) as tree:
             run.revision = tree.revision
-            desired = self._build(spec, tree)
+            desired = self._build(spec, tree, run)
         applier = self.applier_for(spec)
         new = Inventory(ref_of(o) for o in desired)
         recorded = (run.obj.get("status") or {}).get("inventory")
@@ -220,9 +222,12 @@ class Engine:
         if waiting:
             raise DependencyNotReady(f"waiting for {', '.join(sorted(waiting))}")
 
-    def _build(self, spec: SyncSpec, tree: Tree) -> list[JSON]:
-        variables = self._variables(spec)
-        manifests = render(tree.path, spec.path, variables, strict=False)
+    def _build(self, spec: SyncSpec, tree: Tree, run: _Run | None = None) -> list[JSON]:
+        variables, secrets = self._variables(spec)
+        if run is not None:
+            run.secrets = secrets + self.fetcher.secrets
+        manifests = render(tree.path, spec.path, variables, strict=False, limits=self.fetcher.policy.limits,
+                           secrets=secrets + self.fetcher.secrets)
         resources = self.resources(refresh=True)
         mf.check_known_kinds(manifests, resources.namespaced)
         scope = mf.with_crds(manifests, resources.namespaced)
@@ -232,8 +237,10 @@ class Engine:
         mf.check_duplicates(manifests)  # again, now that namespaces are settled: `ns: x` and none are one object
         return [_stamped(m.obj, spec, tree.revision) for m in manifests]
 
-    def _variables(self, spec: SyncSpec) -> dict[str, str]:
+    def _variables(self, spec: SyncSpec) -> tuple[dict[str, str], tuple[str, ...]]:
+        """The substitution values, and those of them that came from Secrets (masked in messages)."""
         values: dict[str, str] = {}
+        secrets: list[str] = []
         applier = self.kube.impersonating(self._impersonate(spec))
         for ref in spec.substitute_from:
             info = SECRETS if ref.kind == "Secret" else CONFIGMAPS
@@ -245,9 +252,12 @@ class Engine:
                 if ref.optional:
                     continue
                 raise BuildFailed(f"substituteFrom {ref.kind} {spec.namespace}/{ref.name} not found")
-            values.update(_data_of(obj))
+            data = _data_of(obj)
+            values.update(data)
+            if ref.kind == "Secret":
+                secrets += data.values()
         values.update(spec.substitute)
-        return values
+        return values, tuple(secrets)
 
     def _wait(self, run: _Run, applier: Applier, desired: list[JSON]) -> None:
         spec = run.spec
@@ -332,9 +342,10 @@ class Engine:
         meta = obj.get("metadata") or {}
         ns, name = str(meta.get("namespace")), str(meta.get("name"))
         reason = err.reason
-        message = str(err)
+        message = mask(str(err), run.secrets) if run else str(err)
         duration = self.clock() - run.started if run else 0.0
-        results = (*run.results, *run.ignored) if run else ()
+        results = tuple(replace(r, message=mask(r.message, run.secrets))
+                        for r in (*run.results, *run.ignored)) if run else ()
         counts = _counts(results)
         revision = run.revision if run else ""
         status = self._status(obj, ready=False, reason=reason, message=message, stalled=stalled,
