@@ -1,7 +1,8 @@
 """The e2e harness: one real dev control plane per test session and a fresh namespace per test.
 
 Set KUBECTL_GITOPS_E2E_KUBECONFIG to use a control plane that is already running (its
-kubeconfig); otherwise the session starts the dev cluster named "e2e" and stops it at the end
+kubeconfig); otherwise the session starts the dev cluster named "e2e" (`e2e-gw0`, `e2e-gw1` under
+pytest-xdist) and stops it at the end
 (KUBECTL_GITOPS_E2E_KEEP=1 keeps it for the next run). If it cannot start, the whole run fails
 with the reason: e2e tests are never silently skipped.
 """
@@ -18,7 +19,9 @@ import pytest
 
 from tests.helpers import gitops, kubectl
 
-CLUSTER_NAME = "e2e"
+# One control plane per xdist worker (tox runs the e2e files on two workers, a file per worker at a
+# time): each worker's tests share it, and workers never share a name.
+CLUSTER_NAME = "e2e" + (f"-{os.environ['PYTEST_XDIST_WORKER']}" if os.environ.get("PYTEST_XDIST_WORKER") else "")
 
 
 @dataclass(frozen=True)
