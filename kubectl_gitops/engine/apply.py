@@ -61,8 +61,13 @@ class Applier:
     """Applies and prunes for one Sync, as that Sync's applier identity."""
 
     def __init__(self, kube: Kube, resources: ResourceMap, sync_name: str, sync_namespace: str, *,
-                 concurrency: int = 16, force: bool = False, tick: Tick | None = None) -> None:
+                 concurrency: int = 16, force: bool = False, tick: Tick | None = None,
+                 namespaces: tuple[str, ...] | None = None,
+                 cluster_ok: Callable[[ResourceInfo], bool] | None = None) -> None:
         self.kube = kube
+        self.namespaces = namespaces
+        """A namespaced applier (a tenant's): reads only in these namespaces; None reads cluster-wide."""
+        self.cluster_ok = cluster_ok or (lambda _info: True)
         self.resources = resources
         self.sync_name = sync_name
         self.sync_namespace = sync_namespace
@@ -80,16 +85,30 @@ class Applier:
         return found
 
     def live_objects(self, kinds: Iterable[tuple[str, str]]) -> dict[IdentityKey, JSON]:
-        """Our live objects of these kinds: one labelled LIST per kind, not a request per object."""
+        """Our live objects of these kinds: one labelled LIST per kind (per namespace for a namespaced
+        applier, which may not list cluster-wide), not a request per object."""
         live: dict[IdentityKey, JSON] = {}
         sel = selector(self.sync_name, self.sync_namespace)
         infos = {k: self.resources.get(*k) for k in set(kinds)}
-        served = [i for i in infos.values() if i is not None]
-        with ThreadPoolExecutor(max_workers=min(8, max(1, len(served)))) as pool:
-            for items in pool.map(lambda i: self.kube.list(i, label_selector=sel, page=LIST_PAGE), served):
+        lists = self._lists([i for i in infos.values() if i is not None])
+        with ThreadPoolExecutor(max_workers=min(8, max(1, len(lists)))) as pool:
+            for items in pool.map(lambda t: self.kube.list(t[0], label_selector=sel, namespace=t[1],
+                                                           page=LIST_PAGE), lists):
                 for obj in items:
                     live[ref_of(obj).key] = obj
         return live
+
+    def _lists(self, served: list[ResourceInfo]) -> list[tuple[ResourceInfo, str | None]]:
+        """The LISTs to send: (kind, namespace or None for cluster-wide)."""
+        if self.namespaces is None:
+            return [(info, None) for info in served]
+        out: list[tuple[ResourceInfo, str | None]] = []
+        for info in served:
+            if info.namespaced:
+                out += [(info, ns) for ns in self.namespaces]
+            elif self.cluster_ok(info):
+                out.append((info, None))
+        return out
 
     # ------------------------------------------------------------ apply
 
