@@ -41,6 +41,8 @@ Tick = Callable[[str, ObjectRef], None]
 # reads each kind in one request (the request count grows with kinds, not objects), small enough
 # that one page of big objects stays a few tens of MB.
 LIST_PAGE = 5000
+_BINDINGS = frozenset({"RoleBinding", "ClusterRoleBinding"})
+_BINDING_WAIT = 5.0
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 
 
@@ -170,11 +172,30 @@ class Applier:
         return self.kube.apply(info, obj, field_manager=FIELD_MANAGER, force=True)
 
     def _on_apply_error(self, action: Action, err: ApiError, started: float) -> ObjectResult:
+        if err.status == 404 and action.ref.kind in _BINDINGS:
+            return self._retry_binding(action, err, started)
         if self.force and err.status == 422 and "immutable" in str(err):
             return self._recreate(action, started)
         if too_large(err):
             return ObjectResult(action.ref, "failed", f"{action.ref.display}: refused by the API server as too "
                                                       f"large ({_size(action.obj)} bytes as JSON): {err}")
+        return ObjectResult(action.ref, "failed", f"{action.ref.display}: {err}")
+
+    def _retry_binding(self, action: Action, err: ApiError, started: float) -> ObjectResult:
+        """An applier that may not escalate has a binding checked against the Role it references, read
+        from the API server's cache: a Role created a moment ago (same run) may not be there yet and
+        the binding fails as "not found". Wait for the cache, a few seconds at most."""
+        deadline = time.monotonic() + _BINDING_WAIT
+        while time.monotonic() < deadline:
+            time.sleep(0.25)
+            try:
+                out = self._ssa(self.info(action.ref.api_version, action.ref.kind), action.obj)
+            except ApiError as again:
+                if again.status != 404:
+                    return ObjectResult(action.ref, "failed", f"{action.ref.display}: {again}")
+                err = again
+                continue
+            return ObjectResult(action.ref, _created_or_configured(action, out, started))
         return ObjectResult(action.ref, "failed", f"{action.ref.display}: {err}")
 
     def _recreate(self, action: Action, started: float) -> ObjectResult:
