@@ -108,9 +108,26 @@ def check_sync(tenant: Tenant, spec: SyncSpec, owned: Callable[[str], bool]) -> 
     return found
 
 
+def file_urls_allowed(tenant: Tenant) -> bool:
+    """A file:// URL reads the syncing machine's disk (another tenant's checkout, say): a tenant may
+    use one only when the platform wrote a file:// glob into its sourceURLs (`*` alone is not enough)."""
+    return any(glob.lower().startswith("file://") for glob in tenant.source_urls)
+
+
+def is_local(url: str) -> bool:
+    """file:// URLs and plain paths (what git reads from the local disk)."""
+    lowered = url.strip().lower()
+    return lowered.startswith("file:") or lowered.startswith(("/", ".", "~")) or (
+        "://" not in lowered and ":" not in lowered)
+
+
 def check_url(tenant: Tenant, source_key: str, url: str) -> list[Violation]:
+    what = f"GitSource {source_key}"
+    if is_local(url) and not file_urls_allowed(tenant):
+        return [Violation("sourceURLs", what, f"{url} is a local path; a tenant may pull file:// URLs only when "
+                                              f"its Tenant's sourceURLs list a file:// glob")]
     verdict = tenant.source_url(url)
-    return [] if verdict.allowed else [Violation(verdict.rule, f"GitSource {source_key}", verdict.detail)]
+    return [] if verdict.allowed else [Violation(verdict.rule, what, verdict.detail)]
 
 
 # ------------------------------------------------------------------ what the Sync renders

@@ -10,7 +10,11 @@ Parsing follows what the API server would accept, not what PyYAML does by defaul
   PyYAML would make a `datetime` that is not even JSON);
 - non-string mapping keys become strings (`on:` -> "true"), as the YAML->JSON conversion does;
 - a key repeated in one mapping is an error (kubectl refuses it; PyYAML silently keeps the last);
-- `*.json` files are read as JSON, with JSON's own line/column on error.
+- `*.json` files are read as JSON, with JSON's own line/column on error;
+- bounded (core/limits.py): aliases are counted every time they are used (a 567-byte "billion
+  laughs" stops at `max_yaml_nodes`, it does not take gigabytes) and nesting deeper than
+  `max_depth` is refused *before* libyaml composes it (its C composer recurses and would crash
+  the process on a few hundred thousand `[`).
 
 A `Manifest` keeps `source` and `index` next to the object so later stages (duplicate check,
 unknown kinds, apply errors) can still point at the file and document.
@@ -28,6 +32,7 @@ from typing import Any, cast
 import yaml
 
 from kubectl_gitops.core.errors import BuildFailed
+from kubectl_gitops.core.limits import DEFAULT_LIMITS, Limits
 from kubectl_gitops.core.objects import IdentityKey, ObjectRef, ref_of, split_api_version
 
 Scope = Callable[[str, str], "bool | None"]
@@ -91,12 +96,15 @@ class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
     into strings) was most of the parse time. So each document's node tree is turned into JSON
     values directly (`_value`): plain mappings, sequences and the common scalar types take a
     short path; anything unusual (merge keys, `!!set`, `!!binary`, unknown tags) goes through
-    PyYAML's own constructor and `_jsonable`, exactly as before.
+    PyYAML's own constructor and `_plain`, exactly as before.
     """
+
+    budget = DEFAULT_LIMITS.max_yaml_nodes  # set per load by _yaml_documents
+    max_depth = DEFAULT_LIMITS.max_depth
 
     def construct_document(self, node: yaml.Node) -> Any:
         try:
-            return self._value(node)
+            return self._value(node, 0)
         finally:
             # What PyYAML's construct_document resets; the fallback path may have filled them.
             self.constructed_objects: dict[Any, Any] = {}
@@ -104,7 +112,15 @@ class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
             self.state_generators: list[Any] = []
             self.deep_construct = False
 
-    def _value(self, node: yaml.Node) -> Any:
+    def _spend(self, count: int, depth: int) -> None:
+        """Count `count` values against the file's budget; refuse nesting deeper than max_depth."""
+        self.budget -= count
+        if self.budget < 0:
+            raise _TooBig("max_yaml_nodes", "expands to too many values (aliases count each time they are used)")
+        if depth > self.max_depth:
+            raise _TooBig("max_depth", "is nested too deeply")
+
+    def _value(self, node: yaml.Node, depth: int) -> Any:
         cls, tag = node.__class__, node.tag
         if cls is yaml.ScalarNode:
             if tag == _STR_TAG:
@@ -112,29 +128,41 @@ class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
             if tag in _SIMPLE_SCALAR_TAGS:
                 return self.yaml_constructors[tag](self, node)
         elif cls is yaml.MappingNode and tag == _MAP_TAG:
-            return self._mapping(cast(yaml.MappingNode, node))
+            return self._mapping(cast(yaml.MappingNode, node), depth + 1)
         elif cls is yaml.SequenceNode and tag == _SEQ_TAG:
-            return [self._value(child) for child in node.value]
-        return _jsonable(self.construct_object(node, deep=True))
+            self._spend(len(node.value) + 1, depth + 1)
+            return [self._value(child, depth + 1) for child in node.value]
+        return self._plain(self.construct_object(node, deep=True), depth)
 
-    def _mapping(self, node: yaml.MappingNode) -> dict[str, Any]:
+    def _plain(self, value: Any, depth: int) -> Any:
+        """Turn a YAML tree into what the API server's YAML->JSON conversion would produce, counted."""
+        if isinstance(value, dict):
+            self._spend(len(value) + 1, depth + 1)
+            return {_key(k): self._plain(v, depth + 1) for k, v in value.items()}
+        if isinstance(value, list):
+            self._spend(len(value) + 1, depth + 1)
+            return [self._plain(v, depth + 1) for v in value]
+        return value
+
+    def _mapping(self, node: yaml.MappingNode, depth: int) -> dict[str, Any]:
+        self._spend(len(node.value) + 1, depth)
         mapping: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE_TAG:
                 # Merge keys need PyYAML's flattening (and its memo, since flattening rewrites the
                 # node in place and an anchored node may be visited again through an alias).
-                return _jsonable(self.construct_object(node, deep=True))  # type: ignore[no-any-return]
+                return self._plain(self.construct_object(node, deep=True), depth - 1)  # type: ignore[no-any-return]
             # Plain string keys and values are the vast majority: skip the call for them.
             if key_node.tag == _STR_TAG and key_node.__class__ is yaml.ScalarNode:
                 key = key_node.value
             else:
-                key = _key(self._value(key_node))
+                key = _key(self._value(key_node, depth))
             if key in mapping:
                 raise _duplicate_key(key, key_node)
             if value_node.tag == _STR_TAG and value_node.__class__ is yaml.ScalarNode:
                 mapping[key] = value_node.value
             else:
-                mapping[key] = self._value(value_node)
+                mapping[key] = self._value(value_node, depth)
         return mapping
 
     def resolve(self, kind: type[yaml.Node], value: Any, implicit: tuple[bool, bool]) -> str:
@@ -179,13 +207,12 @@ _SCALAR_RESOLVERS: dict[str, tuple[tuple[str, re.Pattern[str]], ...]] = {
 }
 
 
-def _jsonable(value: Any) -> Any:
-    """Turn a YAML tree into what the API server's YAML->JSON conversion would produce."""
-    if isinstance(value, dict):
-        return {_key(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    return value
+class _TooBig(Exception):
+    """A bound of core/limits.py was hit while building values; `limit` names the field."""
+
+    def __init__(self, limit: str, what: str) -> None:
+        super().__init__(what)
+        self.limit = limit
 
 
 def _key(key: Any) -> str:
@@ -198,11 +225,58 @@ def _key(key: Any) -> str:
     return str(key)
 
 
-def _yaml_documents(text: str, source: str) -> list[Any]:
+# libyaml's C composer recurses once per level and crashes the process (no exception) somewhere
+# between 5,000 levels (fine) and 200,000; construction then checks `max_depth` exactly.
+_COMPOSE_SAFE = 2_000
+DEPTH_CEILING = 5_000
+_LONG_LEAD = re.compile(rf"\n[ \t?:-]{{{_COMPOSE_SAFE // 2}}}")
+_LONG_LEAD_AT_START = re.compile(rf"[ \t?:-]{{{_COMPOSE_SAFE // 2}}}")
+
+
+def _might_be_deep(text: str) -> bool:
+    """True unless `text` certainly nests less than _COMPOSE_SAFE levels (cheap: C string methods).
+
+    Flow nesting needs a `[` or `{` per level; block nesting needs indentation, `- `, `? ` or `: `
+    at the start of a line (at most one level per character: anchors and tags cannot precede a
+    compact collection). Real manifests are far below; a suspect text gets an exact count."""
+    if text.count("[") + text.count("{") > _COMPOSE_SAFE:
+        return True
+    return bool(_LONG_LEAD.search(text) or _LONG_LEAD_AT_START.match(text))
+
+
+def _event_depth(text: str, limit: int) -> int:
+    """The exact nesting depth from libyaml's events (iterative: no recursion, no crash)."""
+    depth = deepest = 0
+    for event in yaml.parse(text, Loader=_BaseLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                return deepest
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return deepest
+
+
+def _limit_error(source: str, docs: int, limits: Limits, limit: str, what: str) -> BuildFailed:
+    return BuildFailed(f"{source} document {docs}: {what} ({limits.hint(limit)})")
+
+
+def _yaml_documents(text: str, source: str, limits: Limits) -> list[Any]:
     docs: list[Any] = []
     try:
-        for doc in yaml.load_all(text, Loader=_Loader):  # _Loader is a SafeLoader
-            docs.append(doc)
+        deepest = min(limits.max_depth, DEPTH_CEILING)
+        if _might_be_deep(text) and _event_depth(text, deepest) > deepest:
+            raise _TooBig("max_depth", "is nested too deeply")
+        loader = _Loader(text)
+        loader.budget, loader.max_depth = limits.max_yaml_nodes, limits.max_depth
+        try:
+            while loader.check_data():
+                docs.append(loader.get_data())
+        finally:
+            loader.dispose()
+    except _TooBig as err:
+        raise _limit_error(source, len(docs) + 1, limits, err.limit, str(err)) from None
     except RecursionError as err:  # an alias that contains itself (`&a [*a]`), or absurd nesting
         raise BuildFailed(f"{source} document {len(docs) + 1}: invalid YAML: nested too deeply") from err
     except yaml.YAMLError as err:
@@ -216,13 +290,34 @@ def _yaml_documents(text: str, source: str) -> list[Any]:
     return docs
 
 
-def _json_documents(text: str, source: str) -> list[Any]:
+def _json_depth(value: Any, limit: int) -> int:
+    """Depth of a parsed JSON value, iteratively (the value may be deeper than Python's recursion limit)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        node, depth = todo.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                break
+            todo.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def _json_documents(text: str, source: str, limits: Limits) -> list[Any]:
     if not text.strip():
         return []
+    opens = text.count("[") + text.count("{")
+    if opens > limits.max_yaml_nodes:
+        raise _limit_error(source, 1, limits, "max_yaml_nodes", "has too many values")
     try:
-        return [json.loads(text)]
+        value = json.loads(text)
+    except RecursionError:
+        raise _limit_error(source, 1, limits, "max_depth", "is nested too deeply") from None
     except json.JSONDecodeError as err:
         raise BuildFailed(f"{source} document 1, line {err.lineno}: invalid JSON: {err.msg}") from err
+    if opens > limits.max_depth and _json_depth(value, limits.max_depth) > limits.max_depth:  # iterative
+        raise _limit_error(source, 1, limits, "max_depth", "is nested too deeply")
+    return [value]
 
 
 def _is_list(doc: Any) -> bool:
@@ -230,11 +325,12 @@ def _is_list(doc: Any) -> bool:
     return isinstance(kind, str) and kind.endswith("List") and isinstance(doc.get("items"), list)
 
 
-def parse_documents(text: str, source: str) -> list[Manifest]:
+def parse_documents(text: str, source: str, limits: Limits = DEFAULT_LIMITS) -> list[Manifest]:
     """Every object in one file, in order. Empty documents are skipped; `kind: List` (or any
     `*List` with `items`, e.g. `ConfigMapList`) is flattened into its items. Only parsing happens
     here: call `validate` for the shape of each object."""
-    docs = _json_documents(text, source) if source.endswith(".json") else _yaml_documents(text, source)
+    parse = _json_documents if source.endswith(".json") else _yaml_documents
+    docs = parse(text, source, limits)
     manifests: list[Manifest] = []
     for index, raw in enumerate(docs):
         if raw is None or raw == {}:

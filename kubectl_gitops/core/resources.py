@@ -18,7 +18,7 @@ JSON = dict[str, Any]
 
 def git_source(name: str, namespace: str, url: str, *, branch: str = "", tag: str = "", semver: str = "",
                commit: str = "", secret: str = "", interval: str = "1m", timeout: str = "",
-               ignore: str = "") -> JSON:
+               ignore: str = "", insecure: bool = False) -> JSON:
     picked = [k for k, v in (("--branch", branch), ("--tag", tag), ("--semver", semver)) if v]
     if len(picked) > 1:
         raise UsageError(f"choose one of --branch, --tag, --semver (got {' and '.join(picked)})")
@@ -35,7 +35,8 @@ def git_source(name: str, namespace: str, url: str, *, branch: str = "", tag: st
         ref["commit"] = commit
     _durations(interval=interval, timeout=timeout)
     spec: JSON = {"url": url, "ref": ref, "interval": interval,
-                  **_set(timeout=timeout, secretRef={"name": secret} if secret else None, ignore=ignore)}
+                  **_set(timeout=timeout, secretRef={"name": secret} if secret else None, ignore=ignore,
+                         insecure=insecure)}
     return {"apiVersion": API_VERSION, "kind": KIND_SOURCE,
             "metadata": {"name": name, "namespace": namespace}, "spec": spec}
 

@@ -75,6 +75,8 @@ class SourceSpec:
     secret_name: str = ""
     ignore: str = ""
     suspend: bool = False
+    insecure: bool = False
+    """Allow credentials over plain http:// (Flux's `.spec.insecure` naming, RFC-0004); warned about."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,7 @@ def parse_source(obj: Mapping[str, Any]) -> SourceSpec:
         str((spec.get("secretRef") or {}).get("name") or ""),
         str(spec.get("ignore") or ""),
         bool(spec.get("suspend", False)),
+        bool(spec.get("insecure", False)),
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kubectl_gitops.adapters.kube import ApiError, Kube
@@ -35,6 +35,7 @@ from kubectl_gitops.core.objects import IdentityKey, ObjectRef, ref_of
 from kubectl_gitops.core.plan import stamp
 from kubectl_gitops.core.spec import InvalidSpec, SyncSpec, applier_of, parse_source, parse_sync
 from kubectl_gitops.core.status import RESULTS, RunRecord, count_results, is_true, push_history
+from kubectl_gitops.core.substitute import mask
 from kubectl_gitops.engine import record
 from kubectl_gitops.engine.apply import Applier, ApplyFailedWith, ObjectResult, Tick
 from kubectl_gitops.engine.health import wait_healthy
@@ -85,6 +86,7 @@ class _Run:
     """Labelled strangers (not in the inventory nor in Git): reported, never acted on."""
     scope: TenantScope | None = None
     """The Tenant claiming the Sync's namespace (locked down), or None (the platform's Sync)."""
+    secrets: tuple[str, ...] = ()  # values from Secrets: masked in every message of this run
 
 
 class Engine:
@@ -155,9 +157,10 @@ class Engine:
             source = parse_source(source_obj)
             lockdown.raise_if(scope.tenant, spec.key, lockdown.check_url(
                 scope.tenant, f"{source.namespace}/{source.name}", source.url), "before fetching")
-        with self.fetcher.checkout(source_obj) as tree:
+        policy = self.fetcher.tenant_policy(lockdown.file_urls_allowed(scope.tenant)) if scope else None
+        with self.fetcher.checkout(source_obj, policy) as tree:
             run.revision = tree.revision
-            desired = self._build(spec, tree, scope)
+            desired = self._build(spec, tree, run)
         if scope is not None:
             self._check_rendered(spec, scope, desired)
         applier = self.applier_for(spec, scope)
@@ -250,9 +253,12 @@ class Engine:
                                        scope.owns, live_role)
         lockdown.raise_if(scope.tenant, spec.key, found, "before applying")
 
-    def _build(self, spec: SyncSpec, tree: Tree, tenant_scope: TenantScope | None = None) -> list[JSON]:
-        variables = self._variables(spec, tenant_scope)
-        manifests = render(tree.path, spec.path, variables, strict=False)
+    def _build(self, spec: SyncSpec, tree: Tree, run: _Run | None = None) -> list[JSON]:
+        variables, secrets = self._variables(spec, run.scope if run else None)
+        if run is not None:
+            run.secrets = secrets + self.fetcher.secrets
+        manifests = render(tree.path, spec.path, variables, strict=False, limits=self.fetcher.policy.limits,
+                           secrets=secrets + self.fetcher.secrets)
         resources = self.resources(refresh=True)
         mf.check_known_kinds(manifests, resources.namespaced)
         scope = mf.with_crds(manifests, resources.namespaced)
@@ -262,8 +268,10 @@ class Engine:
         mf.check_duplicates(manifests)  # again, now that namespaces are settled: `ns: x` and none are one object
         return [_stamped(m.obj, spec, tree.revision) for m in manifests]
 
-    def _variables(self, spec: SyncSpec, scope: TenantScope | None) -> dict[str, str]:
+    def _variables(self, spec: SyncSpec, scope: TenantScope | None) -> tuple[dict[str, str], tuple[str, ...]]:
+        """The substitution values, and those of them that came from Secrets (masked in messages)."""
         values: dict[str, str] = {}
+        secrets: list[str] = []
         applier = self.kube.impersonating(self._impersonate(self.identity(spec, scope)))
         for ref in spec.substitute_from:
             info = SECRETS if ref.kind == "Secret" else CONFIGMAPS
@@ -275,9 +283,12 @@ class Engine:
                 if ref.optional:
                     continue
                 raise BuildFailed(f"substituteFrom {ref.kind} {spec.namespace}/{ref.name} not found")
-            values.update(_data_of(obj))
+            data = _data_of(obj)
+            values.update(data)
+            if ref.kind == "Secret":
+                secrets += data.values()
         values.update(spec.substitute)
-        return values
+        return values, tuple(secrets)
 
     def _wait(self, run: _Run, applier: Applier, desired: list[JSON]) -> None:
         spec = run.spec
@@ -380,9 +391,10 @@ class Engine:
         meta = obj.get("metadata") or {}
         ns, name = str(meta.get("namespace")), str(meta.get("name"))
         reason = err.reason
-        message = str(err)
+        message = mask(str(err), run.secrets) if run else str(err)
         duration = self.clock() - run.started if run else 0.0
-        results = (*run.results, *run.ignored) if run else ()
+        results = tuple(replace(r, message=mask(r.message, run.secrets))
+                        for r in (*run.results, *run.ignored)) if run else ()
         counts = _counts(results)
         revision = run.revision if run else ""
         status = self._status(obj, ready=False, reason=reason, message=message, stalled=stalled,

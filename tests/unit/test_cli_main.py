@@ -111,6 +111,15 @@ def test_create_sync_export_with_global_namespace() -> None:
     assert obj["spec"]["driftGuard"] == "warn"
 
 
+def test_create_source_insecure_only_when_asked() -> None:
+    plain = CliRunner().invoke(cli, ["create", "source", "x", "--url", "http://git.local/r", "--export"])
+    asked = CliRunner().invoke(cli, ["create", "source", "x", "--url", "http://git.local/r", "--insecure",
+                                     "--export"])
+    assert plain.exit_code == 0 and asked.exit_code == 0, plain.output + asked.output
+    assert "insecure" not in yaml.safe_load(plain.output)["spec"]
+    assert yaml.safe_load(asked.output)["spec"]["insecure"] is True
+
+
 def test_export_without_namespace_uses_default() -> None:
     result = CliRunner().invoke(cli, ["create", "source", "x", "--url", "file:///r", "--export"])
     assert result.exit_code == 0, result.output

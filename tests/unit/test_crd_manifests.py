@@ -283,7 +283,7 @@ def test_sync_spec_contract() -> None:
 def test_user_specs_are_kept_whole() -> None:
     source = {"url": "ssh://git@example.com/o/r.git", "ref": {"branch": "main", "commit": "a" * 40},
               "interval": "5m", "timeout": "30s", "secretRef": {"name": "creds"}, "ignore": "docs/\n*.md",
-              "suspend": False}
+              "suspend": False, "insecure": False}
     assert problems(at(SOURCE, "spec"), source, ".spec") == []
     sync = {"sourceRef": {"kind": "GitSource", "name": "repo"}, "path": "./apps/prod", "prune": True,
             "interval": "10m", "retryInterval": "1m", "timeout": "5m", "dependsOn": [{"name": "infra"}],

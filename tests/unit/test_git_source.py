@@ -433,7 +433,7 @@ def test_basic_auth_reaches_the_server_but_never_argv_disk_or_messages(
         cache: GitCache, auth_server: str, recorded_argv: list[list[str]]) -> None:
     creds = Credentials(username="bot", password="s3cr3t-pa55")
     with pytest.raises(SourceFailed) as info:
-        cache.fetch(auth_server, GitRef(), creds, timeout=10)
+        cache.fetch(auth_server, GitRef(), creds, timeout=10, insecure=True)  # a plain-http stub
     expected = "Basic " + base64.b64encode(b"bot:s3cr3t-pa55").decode()
     assert expected in AuthStub.seen  # the credential helper answered from the environment
     message = str(info.value)
@@ -447,7 +447,7 @@ def test_basic_auth_reaches_the_server_but_never_argv_disk_or_messages(
 
 def test_bearer_token_is_sent_as_a_header(cache: GitCache, auth_server: str, recorded_argv: list[list[str]]) -> None:
     with pytest.raises(SourceFailed) as info:
-        cache.fetch(auth_server, GitRef(), Credentials(bearer_token="tok-123456"), timeout=10)
+        cache.fetch(auth_server, GitRef(), Credentials(bearer_token="tok-123456"), timeout=10, insecure=True)
     assert "Bearer tok-123456" in AuthStub.seen
     assert "tok-123456" not in str(info.value)
     assert all("tok-123456" not in arg for call in recorded_argv for arg in call)
@@ -456,7 +456,7 @@ def test_bearer_token_is_sent_as_a_header(cache: GitCache, auth_server: str, rec
 def test_password_in_the_url_is_redacted_everywhere(cache: GitCache, auth_server: str) -> None:
     url = auth_server.replace("http://", "http://me:hunter22@")
     with pytest.raises(SourceFailed) as info:
-        cache.fetch(url, GitRef(), timeout=10)
+        cache.fetch(url, GitRef(), timeout=10, insecure=True)
     assert "hunter22" not in str(info.value)
     assert "me:***@" in str(info.value)
     assert b"hunter22" not in (cache.path_for(url) / "source.json").read_bytes()

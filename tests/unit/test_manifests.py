@@ -319,7 +319,7 @@ def test_scalars_resolve_as_pyyaml_resolves_them():
 
 
 def test_an_alias_that_contains_itself_is_a_build_error():
-    with pytest.raises(BuildFailed, match=r"cm.yaml document 1: invalid YAML"):
+    with pytest.raises(BuildFailed, match=r"cm.yaml document 1: (invalid YAML|is nested too deeply)"):
         parse_documents("a: &x [1, *x]\n", "cm.yaml")
 
 
