@@ -295,6 +295,23 @@ def test_a_tenant_sync_is_refused_before_anything_is_fetched(land: Land, attack:
     _other_tenant_unaffected(land)
 
 
+def test_a_file_url_needs_a_file_glob_in_the_tenant_not_just_star(land: Land, dev_cluster: DevCluster,
+                                                                  tmp_path: Path) -> None:
+    """`--source-url '*'` lets a tenant pull any remote URL, never the syncing machine's disk: tenant B's
+    checkout is a file:// URL away."""
+    admin = land.admin
+    team = _team(dev_cluster, tmp_path, "d", uuid.uuid4().hex[:5])
+    gitops("create", "tenant", team.tenant, "--namespace", team.ns, "--source-url", "*", kubeconfig=admin)
+    try:
+        _apply(admin, *_source_and_sync(team, "steal", "apps", url=land.b.repo.url))
+        run, data = _sync(admin, team, "steal")
+        assert run.returncode == 1 and data["reason"] == "TenantViolation", run.output
+        assert "[sourceURLs]" in data["message"] and "local path" in data["message"], data["message"]
+        assert not _exists(admin, "configmap", "app", team.ns)
+    finally:
+        gitops("delete", "tenant", team.tenant, "--cascade", kubeconfig=admin, check=False)
+
+
 def _other_tenant_unaffected(land: Land) -> None:
     b = land.b
     assert _data(land.admin, b.ns, "app") == {"team": b.tenant}
