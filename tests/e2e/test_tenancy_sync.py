@@ -343,18 +343,21 @@ def test_delete_tenant_refuses_while_it_has_syncs_unless_cascade(dev_cluster: De
     team.repo.write("apps/app.yaml", docs(configmap("app"))).commit()
     gitops("create", "tenant", team.tenant, "--namespace", team.ns, "--user", team.person, "--source-url",
            team.repo.url, kubeconfig=admin)
-    again = gitops("create", "tenant", team.tenant, "--namespace", team.ns, "--user", team.person,
-                   "--source-url", team.repo.url, kubeconfig=admin)
-    assert "applied" in again.stdout  # idempotent
-    _apply(admin, *_source_and_sync(team, "apps", "apps"))
-    run, _data = _sync(admin, team, "apps")
-    assert run.returncode == 0, run.output
-    refused = gitops("delete", "tenant", team.tenant, kubeconfig=admin, check=False)
-    assert refused.returncode != 0 and "still has 1 Sync" in refused.stderr, refused.output
-    assert _exists(admin, "tenants.kubectl-gitops.dev", team.tenant)
-    gitops("delete", "tenant", team.tenant, "--cascade", kubeconfig=admin)
-    assert not _exists(admin, "tenants.kubectl-gitops.dev", team.tenant)
-    assert not _exists(admin, "serviceaccount", team.applier, "kubectl-gitops-system")
-    assert not _exists(admin, "clusterrole", f"kubectl-gitops:tenant:{team.tenant}:applier")
-    phase = kubectl("get", "namespace", team.ns, "-o", "jsonpath={.status.phase}", kubeconfig=admin, check=False)
-    assert phase.returncode != 0 or phase.stdout == "Terminating", phase.output
+    try:
+        again = gitops("create", "tenant", team.tenant, "--namespace", team.ns, "--user", team.person,
+                       "--source-url", team.repo.url, kubeconfig=admin)
+        assert "applied" in again.stdout  # idempotent
+        _apply(admin, *_source_and_sync(team, "apps", "apps"))
+        run, _ = _sync(admin, team, "apps")
+        assert run.returncode == 0, run.output
+        refused = gitops("delete", "tenant", team.tenant, kubeconfig=admin, check=False)
+        assert refused.returncode != 0 and "still has 1 Sync" in refused.stderr, refused.output
+        assert _exists(admin, "tenants.kubectl-gitops.dev", team.tenant)
+        gitops("delete", "tenant", team.tenant, "--cascade", kubeconfig=admin)
+        assert not _exists(admin, "tenants.kubectl-gitops.dev", team.tenant)
+        assert not _exists(admin, "serviceaccount", team.applier, "kubectl-gitops-system")
+        assert not _exists(admin, "clusterrole", f"kubectl-gitops:tenant:{team.tenant}:applier")
+        phase = kubectl("get", "namespace", team.ns, "-o", "jsonpath={.status.phase}", kubeconfig=admin, check=False)
+        assert phase.returncode != 0 or phase.stdout == "Terminating", phase.output
+    finally:
+        gitops("delete", "tenant", team.tenant, "--cascade", kubeconfig=admin, check=False)
