@@ -33,6 +33,7 @@ SYSTEM_NAMESPACES: Final = frozenset({"kube-system", "kube-public", "kube-node-l
 APPLIER_ROLE: Final = "kubectl-gitops-tenant-applier"
 PEOPLE_BINDING: Final = "kubectl-gitops-tenant-people"
 PEOPLE_ROLE: Final = "kubectl-gitops-tenant-syncs"
+AGGREGATE_TO_OPERATOR: Final = f"{GROUP}/aggregate-to-tenant-operator"
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ def tenant_objects(req: TenantRequest, served: Iterable[ResourceInfo]) -> list[J
                 "metadata": {"name": tenant.applier_name, "namespace": tenant.applier_namespace,
                              "labels": labels}})
     out += _applier_cluster_rbac(tenant, served, labels)
+    out.append(_operator_impersonation(tenant, labels))
     for ns in tenant.namespaces:
         out += _applier_namespace_rbac(tenant, ns, served, labels)
         out += _people_rbac(tenant, ns, labels)
@@ -123,6 +125,16 @@ def applier_rules(tenant: Tenant, served: Iterable[ResourceInfo], *, namespaced:
 
 def _subject(tenant: Tenant) -> JSON:
     return {"kind": "ServiceAccount", "name": tenant.applier_name, "namespace": tenant.applier_namespace}
+
+
+def _operator_impersonation(tenant: Tenant, labels: JSON) -> JSON:
+    """Impersonating this tenant's applier, for the platform's operators only: aggregated into
+    kubectl-gitops-tenant-operator (manifests/install/rbac.yaml), never bound to the tenant."""
+    return {"apiVersion": RBAC_V1, "kind": "ClusterRole",
+            "metadata": {"name": cluster_role_name(tenant.name, "impersonate"),
+                         "labels": {**labels, AGGREGATE_TO_OPERATOR: "true"}},
+            "rules": [{"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"],
+                       "resourceNames": [tenant.applier_name]}]}
 
 
 def _applier_namespace_rbac(tenant: Tenant, ns: str, served: Sequence[ResourceInfo], labels: JSON) -> list[JSON]:

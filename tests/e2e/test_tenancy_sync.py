@@ -172,6 +172,33 @@ def test_tenant_people_can_neither_impersonate_the_applier_nor_mint_its_token(la
     assert token.returncode != 0 and "forbidden" in token.stderr.lower(), token.output
 
 
+def test_a_platform_operator_syncs_a_tenants_sync_through_the_install_roles(land: Land, dev_cluster: DevCluster,
+                                                                            tmp_path: Path) -> None:
+    """Not only cluster-admin: a person bound to kubectl-gitops-operator and kubectl-gitops-tenant-operator
+    (which aggregates each tenant's impersonation role) can run the engine for a tenant's Sync."""
+    admin, a = land.admin, land.a
+    operator = f"operator-{uuid.uuid4().hex[:5]}"
+    path = tmp_path / "operator.kubeconfig"
+    path.write_text(gitops("dev", "kubeconfig", "--name", dev_cluster.name, "--user", operator).stdout)
+    for role in ("kubectl-gitops-operator", "kubectl-gitops-tenant-operator"):
+        kubectl("create", "clusterrolebinding", f"{operator}-{role}", f"--clusterrole={role}", f"--user={operator}",
+                kubeconfig=admin)
+    try:
+        _apply(admin, *_source_and_sync(a, "by-operator", "apps"))
+        run = gitops("-n", a.ns, "sync", "by-operator", kubeconfig=str(path), check=False)
+        assert run.returncode == 0, run.output
+        applier = f"system:serviceaccount:kubectl-gitops-system:{land.b.applier}"
+        other = kubectl("auth", "can-i", "impersonate", "serviceaccounts/" + land.b.applier, "-n",
+                        "kubectl-gitops-system", kubeconfig=str(path), check=False)
+        assert other.stdout.strip() == "yes", (applier, other.output)  # each tenant's role is aggregated
+        default = kubectl("auth", "can-i", "impersonate", "serviceaccounts/default", "-n", a.ns,
+                          kubeconfig=str(path), check=False)
+        assert default.stdout.strip() == "no", default.output
+    finally:
+        for role in ("kubectl-gitops-operator", "kubectl-gitops-tenant-operator"):
+            kubectl("delete", "clusterrolebinding", f"{operator}-{role}", kubeconfig=admin, check=False)
+
+
 # ------------------------------------------------------------------ attacks from a tenant's Git
 
 

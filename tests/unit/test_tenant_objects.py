@@ -102,3 +102,22 @@ def test_people_get_edit_and_their_syncs_in_each_namespace_only() -> None:
 def test_bad_requests_are_usage_errors_before_anything_is_sent(kw: dict[str, Any], text: str) -> None:
     with pytest.raises(UsageError, match=text):
         tenant_object(TenantRequest("a", kw.pop("namespaces", ("a-one",)), **kw))
+
+
+def test_operators_may_impersonate_the_applier_through_the_aggregated_role_only() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    objs = build(users=("alice",))
+    role = find(objs, "ClusterRole", "kubectl-gitops:tenant:a:impersonate")
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"],
+                              "resourceNames": ["tenant-a-applier"]}]
+    assert role["metadata"]["labels"]["kubectl-gitops.dev/aggregate-to-tenant-operator"] == "true"
+    assert not [o for o in objs if o.get("roleRef", {}).get("name") == role["metadata"]["name"]]  # never bound
+    rbac = list(yaml.safe_load_all((Path(__file__).parents[2] / "manifests/install/rbac.yaml").read_text()))
+    aggregate = next(o for o in rbac if o["metadata"]["name"] == "kubectl-gitops-tenant-operator")
+    assert aggregate["aggregationRule"]["clusterRoleSelectors"] == [
+        {"matchLabels": {"kubectl-gitops.dev/aggregate-to-tenant-operator": "true"}}]
+    operator = next(o for o in rbac if o["metadata"]["name"] == "kubectl-gitops-operator")
+    assert any("tenants" in r["resources"] and "list" in r["verbs"] for r in operator["rules"])
