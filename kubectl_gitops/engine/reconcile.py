@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from kubectl_gitops.adapters.git import SourcePolicy
 from kubectl_gitops.adapters.kube import ApiError, Kube
 from kubectl_gitops.adapters.render import render
 from kubectl_gitops.constants import FIELD_MANAGER
@@ -147,17 +148,9 @@ class Engine:
 
     def _reconcile(self, run: _Run, reset_inventory: bool = False) -> None:
         spec = run.spec
-        run.scope = scope = scope_for(self.kube, spec.namespace)
-        if scope is not None:  # a tenant's Sync: its own fields first, before anything is read or fetched
-            lockdown.raise_if(scope.tenant, spec.key, lockdown.check_sync(scope.tenant, spec, scope.owns),
-                              "before fetching")
+        run.scope = scope = self._tenant_of(spec)
         self._check_dependencies(spec)
-        source_obj = self.fetcher.get_source(spec.namespace, spec.source_name)
-        if scope is not None:
-            source = parse_source(source_obj)
-            lockdown.raise_if(scope.tenant, spec.key, lockdown.check_url(
-                scope.tenant, f"{source.namespace}/{source.name}", source.url), "before fetching")
-        policy = self.fetcher.tenant_policy(lockdown.file_urls_allowed(scope.tenant)) if scope else None
+        source_obj, policy = self._source(spec, scope)
         with self.fetcher.checkout(source_obj, policy) as tree:
             run.revision = tree.revision
             desired = self._build(spec, tree, run)
@@ -236,6 +229,26 @@ class Engine:
             raise DependencyCycle(f"dependency cycle: {' -> '.join(cycle)}")
         if waiting:
             raise DependencyNotReady(f"waiting for {', '.join(sorted(waiting))}")
+
+    def _tenant_of(self, spec: SyncSpec) -> TenantScope | None:
+        """The Tenant claiming the Sync's namespace; its Sync's own fields are checked first, before
+        anything is read or fetched (docs/tenancy.md)."""
+        scope = scope_for(self.kube, spec.namespace)
+        if scope is not None:
+            lockdown.raise_if(scope.tenant, spec.key, lockdown.check_sync(scope.tenant, spec, scope.owns),
+                              "before fetching")
+        return scope
+
+    def _source(self, spec: SyncSpec, scope: TenantScope | None) -> tuple[JSON, SourcePolicy | None]:
+        """The GitSource and the policy to fetch it under: a tenant's URL is checked before any fetch,
+        and fetched under a policy narrowed to the Tenant's (no file URLs without a file:// glob)."""
+        source_obj = self.fetcher.get_source(spec.namespace, spec.source_name)
+        if scope is None:
+            return source_obj, None
+        source = parse_source(source_obj)
+        lockdown.raise_if(scope.tenant, spec.key, lockdown.check_url(
+            scope.tenant, f"{source.namespace}/{source.name}", source.url), "before fetching")
+        return source_obj, self.fetcher.tenant_policy(lockdown.file_urls_allowed(scope.tenant))
 
     def _check_rendered(self, spec: SyncSpec, scope: TenantScope, desired: list[JSON]) -> None:
         """Everything the tenant's Git renders against its Tenant, as a whole, before any write."""
