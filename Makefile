@@ -1,11 +1,12 @@
 # The two commands of the README:
 #   make demo   build and start the dev control plane, then run the demo against it
 #   make test   lint, unit and e2e tests (tox), exactly what CI runs
+#   make demo-tenants   two teams, each with its own repository, locked into its slice (docs/tenancy.md)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
 
-.PHONY: demo test venv clean
+.PHONY: demo demo-tenants test venv clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +18,9 @@ venv: $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	PATH="$(BIN):$$PATH" bash examples/demo.sh
+
+demo-tenants: $(VENV)/.installed
+	PATH="$(BIN):$$PATH" bash examples/tenants.sh
 
 test: $(VENV)/.installed
 	PATH="$(BIN):$$PATH" $(BIN)/tox run -e lint,unit,e2e

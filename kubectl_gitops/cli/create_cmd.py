@@ -10,7 +10,7 @@ from kubectl_gitops.constants import FIELD_MANAGER
 
 @click.group()
 def create() -> None:
-    """Create or update a GitSource or a Sync."""
+    """Create or update a GitSource, a Sync or a Tenant."""
 
 
 def _send(opts: GlobalOptions, obj: dict[str, object], export: bool) -> None:
@@ -96,3 +96,12 @@ def _namespace(opts: GlobalOptions, export: bool) -> str:
     from kubectl_gitops.cli.context import connect, namespace_of
 
     return namespace_of(opts, connect(opts))
+
+
+def _add_tenant() -> None:
+    from kubectl_gitops.cli.tenant_cmd import create_tenant
+
+    create.add_command(create_tenant)
+
+
+_add_tenant()

@@ -8,20 +8,26 @@ from kubectl_gitops.cli.common import kube_options, merged
 
 
 @click.command()
-@click.argument("what", type=click.Choice(["sync", "source"]))
+@click.argument("what", type=click.Choice(["sync", "source", "tenant"]))
 @click.argument("name")
 @click.option("--keep", is_flag=True, help="Keep the Sync's objects in the cluster (orphan them).")
+@click.option("--cascade", is_flag=True, help="tenant: also prune and delete its Syncs and its namespaces.")
 @kube_options
 @click.pass_context
-def delete(ctx: click.Context, what: str, name: str, keep: bool, kubeconfig_: str | None, context_: str | None,
-           namespace_: str | None) -> None:
-    """Delete a Sync (pruning what it applied, unless --keep) or a GitSource."""
+def delete(ctx: click.Context, what: str, name: str, keep: bool, cascade: bool, kubeconfig_: str | None,
+           context_: str | None, namespace_: str | None) -> None:
+    """Delete a Sync (pruning what it applied, unless --keep), a GitSource or a Tenant."""
     from kubectl_gitops.cli.context import connect, namespace_of
     from kubectl_gitops.core.errors import GitOpsError, PruneFailed
     from kubectl_gitops.engine.prune_all import prune_everything
     from kubectl_gitops.engine.record import SOURCES, SYNCS
 
     opts = merged(ctx, kubeconfig_, context_, namespace_)
+    if what == "tenant":  # refuses while it has Syncs, unless --cascade: cli/tenant_cmd.py
+        from kubectl_gitops.cli.tenant_cmd import delete_tenant
+
+        delete_tenant(opts, name, cascade)
+        return
     kube = connect(opts)
     namespace = namespace_of(opts, kube)
     info = SYNCS if what == "sync" else SOURCES

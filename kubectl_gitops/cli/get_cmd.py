@@ -49,7 +49,8 @@ HEADERS = {
     "sources": (["NAME", "READY", "REVISION", "AGE"], ["URL", "REF", "SUSPENDED"]),
     "syncs": (["NAME", "READY", "REVISION", "AGE"], ["SOURCE", "PATH", "OBJECTS", "SUSPENDED", "DRIFTGUARD"]),
 }
-ALIASES = {"source": "sources", "sources": "sources", "gitsources": "sources", "gitsource": "sources",
+ALIASES = {"tenant": "tenants", "tenants": "tenants",
+           "source": "sources", "sources": "sources", "gitsources": "sources", "gitsource": "sources",
            "sync": "syncs", "syncs": "syncs"}
 
 
@@ -62,7 +63,7 @@ ALIASES = {"source": "sources", "sources": "sources", "gitsources": "sources", "
 @click.pass_context
 def get(ctx: click.Context, what: str, name: str | None, all_namespaces: bool, output: str | None,
         kubeconfig_: str | None, context_: str | None, namespace_: str | None) -> None:
-    """List GitSources or Syncs with their readiness and revision."""
+    """List GitSources, Syncs (readiness, revision) or Tenants (namespaces, Syncs, violations)."""
     from kubectl_gitops.cli.context import connect, namespace_of
     from kubectl_gitops.core.errors import GitOpsError
     from kubectl_gitops.engine import record
@@ -70,6 +71,11 @@ def get(ctx: click.Context, what: str, name: str | None, all_namespaces: bool, o
 
     opts = merged(ctx, kubeconfig_, context_, namespace_, output)
     kind = ALIASES[what]
+    if kind == "tenants":  # cluster-scoped, with a summary of their Syncs: cli/tenant_cmd.py
+        from kubectl_gitops.cli.tenant_cmd import get_tenants
+
+        get_tenants(opts, name, output)
+        return
     info = SOURCES if kind == "sources" else SYNCS
     kube = connect(opts)
     record.require_installed(kube)

@@ -24,10 +24,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "dev": ("kubectl_gitops.cli.dev_cmd", "dev", "A local throwaway control plane for demos and tests."),
     "install": ("kubectl_gitops.cli.install_cmd", "install", "Install CRDs, RBAC and the webhook."),
     "uninstall": ("kubectl_gitops.cli.install_cmd", "uninstall", "Remove kubectl-gitops from the cluster."),
-    "create": ("kubectl_gitops.cli.create_cmd", "create", "Create or update a GitSource or Sync."),
+    "create": ("kubectl_gitops.cli.create_cmd", "create", "Create or update a GitSource, Sync or Tenant."),
     "sync": ("kubectl_gitops.cli.sync_cmd", "sync", "Reconcile a Sync now: fetch, build, apply, prune."),
-    "get": ("kubectl_gitops.cli.get_cmd", "get", "List GitSources or Syncs."),
-    "delete": ("kubectl_gitops.cli.delete_cmd", "delete", "Delete a Sync (pruning its objects) or a GitSource."),
+    "get": ("kubectl_gitops.cli.get_cmd", "get", "List GitSources, Syncs or Tenants."),
+    "delete": ("kubectl_gitops.cli.delete_cmd", "delete", "Delete a Sync (pruning its objects), GitSource or Tenant."),
     "suspend": ("kubectl_gitops.cli.suspend_cmd", "suspend", "Suspend a Sync or GitSource."),
     "resume": ("kubectl_gitops.cli.suspend_cmd", "resume", "Resume a Sync or GitSource."),
     # Loaded by name so the CLI layer never imports Flask; the command lives with the webhook.

@@ -113,6 +113,8 @@ class SyncSpec:
     suspend: bool = False
     force: bool = False
     drift_guard: str = "enforce"
+    source_namespace: str = ""
+    """sourceRef.namespace as written (the engine reads GitSources in the Sync's namespace only)."""
 
     @property
     def key(self) -> str:
@@ -120,7 +122,9 @@ class SyncSpec:
 
     @property
     def applier(self) -> str:
-        """The identity every write of this Sync is made as (see DESIGN.md, Applier identity)."""
+        """The identity every write of this Sync is made as (see DESIGN.md, Applier identity), for a
+        Sync in a namespace no Tenant claims. In a tenant's namespace the name must be the Tenant's
+        applier and the namespace comes from the Tenant: see `applier_of` and docs/tenancy.md."""
         if self.service_account:
             return f"system:serviceaccount:{self.namespace}:{self.service_account}"
         return f"system:serviceaccount:{SYSTEM_NAMESPACE}:{DEFAULT_APPLIER_SA}"
@@ -179,4 +183,11 @@ def parse_sync(obj: Mapping[str, Any]) -> SyncSpec:
                                              bool(s.get("optional", False)))
                               for s in spec.get("substituteFrom") or []),
         suspend=bool(spec.get("suspend", False)), force=bool(spec.get("force", False)), drift_guard=guard,
+        source_namespace=str((spec.get("sourceRef") or {}).get("namespace") or ""),
     )
+
+
+def applier_of(spec: SyncSpec, tenant_applier: str | None) -> str:
+    """Who a Sync applies as: its Tenant's applier when a Tenant claims its namespace (the engine
+    has checked that serviceAccountName names it), else the Sync's own (`SyncSpec.applier`)."""
+    return tenant_applier or spec.applier

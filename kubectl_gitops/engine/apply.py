@@ -41,6 +41,8 @@ Tick = Callable[[str, ObjectRef], None]
 # reads each kind in one request (the request count grows with kinds, not objects), small enough
 # that one page of big objects stays a few tens of MB.
 LIST_PAGE = 5000
+_BINDINGS = frozenset({"RoleBinding", "ClusterRoleBinding"})
+_BINDING_WAIT = 5.0
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 
 
@@ -61,8 +63,13 @@ class Applier:
     """Applies and prunes for one Sync, as that Sync's applier identity."""
 
     def __init__(self, kube: Kube, resources: ResourceMap, sync_name: str, sync_namespace: str, *,
-                 concurrency: int = 16, force: bool = False, tick: Tick | None = None) -> None:
+                 concurrency: int = 16, force: bool = False, tick: Tick | None = None,
+                 namespaces: tuple[str, ...] | None = None,
+                 cluster_ok: Callable[[ResourceInfo], bool] | None = None) -> None:
         self.kube = kube
+        self.namespaces = namespaces
+        """A namespaced applier (a tenant's): reads only in these namespaces; None reads cluster-wide."""
+        self.cluster_ok = cluster_ok or (lambda _info: True)
         self.resources = resources
         self.sync_name = sync_name
         self.sync_namespace = sync_namespace
@@ -80,16 +87,30 @@ class Applier:
         return found
 
     def live_objects(self, kinds: Iterable[tuple[str, str]]) -> dict[IdentityKey, JSON]:
-        """Our live objects of these kinds: one labelled LIST per kind, not a request per object."""
+        """Our live objects of these kinds: one labelled LIST per kind (per namespace for a namespaced
+        applier, which may not list cluster-wide), not a request per object."""
         live: dict[IdentityKey, JSON] = {}
         sel = selector(self.sync_name, self.sync_namespace)
         infos = {k: self.resources.get(*k) for k in set(kinds)}
-        served = [i for i in infos.values() if i is not None]
-        with ThreadPoolExecutor(max_workers=min(8, max(1, len(served)))) as pool:
-            for items in pool.map(lambda i: self.kube.list(i, label_selector=sel, page=LIST_PAGE), served):
+        lists = self._lists([i for i in infos.values() if i is not None])
+        with ThreadPoolExecutor(max_workers=min(8, max(1, len(lists)))) as pool:
+            for items in pool.map(lambda t: self.kube.list(t[0], label_selector=sel, namespace=t[1],
+                                                           page=LIST_PAGE), lists):
                 for obj in items:
                     live[ref_of(obj).key] = obj
         return live
+
+    def _lists(self, served: list[ResourceInfo]) -> list[tuple[ResourceInfo, str | None]]:
+        """The LISTs to send: (kind, namespace or None for cluster-wide)."""
+        if self.namespaces is None:
+            return [(info, None) for info in served]
+        out: list[tuple[ResourceInfo, str | None]] = []
+        for info in served:
+            if info.namespaced:
+                out += [(info, ns) for ns in self.namespaces]
+            elif self.cluster_ok(info):
+                out.append((info, None))
+        return out
 
     # ------------------------------------------------------------ apply
 
@@ -151,11 +172,30 @@ class Applier:
         return self.kube.apply(info, obj, field_manager=FIELD_MANAGER, force=True)
 
     def _on_apply_error(self, action: Action, err: ApiError, started: float) -> ObjectResult:
+        if err.status == 404 and action.ref.kind in _BINDINGS:
+            return self._retry_binding(action, err, started)
         if self.force and err.status == 422 and "immutable" in str(err):
             return self._recreate(action, started)
         if too_large(err):
             return ObjectResult(action.ref, "failed", f"{action.ref.display}: refused by the API server as too "
                                                       f"large ({_size(action.obj)} bytes as JSON): {err}")
+        return ObjectResult(action.ref, "failed", f"{action.ref.display}: {err}")
+
+    def _retry_binding(self, action: Action, err: ApiError, started: float) -> ObjectResult:
+        """An applier that may not escalate has a binding checked against the Role it references, read
+        from the API server's cache: a Role created a moment ago (same run) may not be there yet and
+        the binding fails as "not found". Wait for the cache, a few seconds at most."""
+        deadline = time.monotonic() + _BINDING_WAIT
+        while time.monotonic() < deadline:
+            time.sleep(0.25)
+            try:
+                out = self._ssa(self.info(action.ref.api_version, action.ref.kind), action.obj)
+            except ApiError as again:
+                if again.status != 404:
+                    return ObjectResult(action.ref, "failed", f"{action.ref.display}: {again}")
+                err = again
+                continue
+            return ObjectResult(action.ref, _created_or_configured(action, out, started))
         return ObjectResult(action.ref, "failed", f"{action.ref.display}: {err}")
 
     def _recreate(self, action: Action, started: float) -> ObjectResult:

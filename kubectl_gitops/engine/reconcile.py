@@ -14,11 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from kubectl_gitops.adapters.git import SourcePolicy
 from kubectl_gitops.adapters.kube import ApiError, Kube
 from kubectl_gitops.adapters.render import render
 from kubectl_gitops.constants import FIELD_MANAGER
+from kubectl_gitops.core import lockdown
 from kubectl_gitops.core import manifests as mf
-from kubectl_gitops.core.discovery import CONFIGMAPS, SECRETS, ResourceMap
+from kubectl_gitops.core.discovery import CONFIGMAPS, SECRETS, ResourceInfo, ResourceMap
 from kubectl_gitops.core.errors import (
     BuildFailed,
     DependencyNotReady,
@@ -32,13 +34,14 @@ from kubectl_gitops.core.inventory import Inventory, partition, salvage, stale, 
 from kubectl_gitops.core.managed_fields import manager_entries
 from kubectl_gitops.core.objects import IdentityKey, ObjectRef, ref_of
 from kubectl_gitops.core.plan import stamp
-from kubectl_gitops.core.spec import InvalidSpec, SyncSpec, parse_sync
+from kubectl_gitops.core.spec import InvalidSpec, SyncSpec, applier_of, parse_source, parse_sync
 from kubectl_gitops.core.status import RESULTS, RunRecord, count_results, is_true, push_history
 from kubectl_gitops.core.substitute import mask
 from kubectl_gitops.engine import record
 from kubectl_gitops.engine.apply import Applier, ApplyFailedWith, ObjectResult, Tick
 from kubectl_gitops.engine.health import wait_healthy
 from kubectl_gitops.engine.source import SourceFetcher, Tree
+from kubectl_gitops.engine.tenants import TenantScope, scope_for
 
 JSON = dict[str, Any]
 
@@ -82,6 +85,8 @@ class _Run:
     healthy: bool | None = None
     ignored: list[ObjectResult] = field(default_factory=list)
     """Labelled strangers (not in the inventory nor in Git): reported, never acted on."""
+    scope: TenantScope | None = None
+    """The Tenant claiming the Sync's namespace (locked down), or None (the platform's Sync)."""
     secrets: tuple[str, ...] = ()  # values from Secrets: masked in every message of this run
 
 
@@ -143,12 +148,15 @@ class Engine:
 
     def _reconcile(self, run: _Run, reset_inventory: bool = False) -> None:
         spec = run.spec
+        run.scope = scope = self._tenant_of(spec)
         self._check_dependencies(spec)
-        source_obj = self.fetcher.get_source(spec.namespace, spec.source_name)
-        with self.fetcher.checkout(source_obj) as tree:
+        source_obj, policy = self._source(spec, scope)
+        with self.fetcher.checkout(source_obj, policy) as tree:
             run.revision = tree.revision
             desired = self._build(spec, tree, run)
-        applier = self.applier_for(spec)
+        if scope is not None:
+            self._check_rendered(spec, scope, desired)
+        applier = self.applier_for(spec, scope)
         new = Inventory(ref_of(o) for o in desired)
         recorded = (run.obj.get("status") or {}).get("inventory")
         if reset_inventory:
@@ -222,8 +230,44 @@ class Engine:
         if waiting:
             raise DependencyNotReady(f"waiting for {', '.join(sorted(waiting))}")
 
+    def _tenant_of(self, spec: SyncSpec) -> TenantScope | None:
+        """The Tenant claiming the Sync's namespace; its Sync's own fields are checked first, before
+        anything is read or fetched (docs/tenancy.md)."""
+        scope = scope_for(self.kube, spec.namespace)
+        if scope is not None:
+            lockdown.raise_if(scope.tenant, spec.key, lockdown.check_sync(scope.tenant, spec, scope.owns),
+                              "before fetching")
+        return scope
+
+    def _source(self, spec: SyncSpec, scope: TenantScope | None) -> tuple[JSON, SourcePolicy | None]:
+        """The GitSource and the policy to fetch it under: a tenant's URL is checked before any fetch,
+        and fetched under a policy narrowed to the Tenant's (no file URLs without a file:// glob)."""
+        source_obj = self.fetcher.get_source(spec.namespace, spec.source_name)
+        if scope is None:
+            return source_obj, None
+        source = parse_source(source_obj)
+        lockdown.raise_if(scope.tenant, spec.key, lockdown.check_url(
+            scope.tenant, f"{source.namespace}/{source.name}", source.url), "before fetching")
+        return source_obj, self.fetcher.tenant_policy(lockdown.file_urls_allowed(scope.tenant))
+
+    def _check_rendered(self, spec: SyncSpec, scope: TenantScope, desired: list[JSON]) -> None:
+        """Everything the tenant's Git renders against its Tenant, as a whole, before any write."""
+        resources = self.resources()
+        reader = self.kube.impersonating(self._impersonate(scope.tenant.applier))
+        rbac_roles = resources.get("rbac.authorization.k8s.io/v1", "Role")
+
+        def live_role(namespace: str, name: str) -> list[Any] | None:
+            if rbac_roles is None or not scope.owns(namespace):
+                return None
+            found = reader.get(rbac_roles, name, namespace)
+            return None if found is None else list(found.get("rules") or [])
+
+        found = lockdown.check_objects(scope.tenant, desired, lambda av, k: bool(resources.namespaced(av, k)),
+                                       scope.owns, live_role)
+        lockdown.raise_if(scope.tenant, spec.key, found, "before applying")
+
     def _build(self, spec: SyncSpec, tree: Tree, run: _Run | None = None) -> list[JSON]:
-        variables, secrets = self._variables(spec)
+        variables, secrets = self._variables(spec, run.scope if run else None)
         if run is not None:
             run.secrets = secrets + self.fetcher.secrets
         manifests = render(tree.path, spec.path, variables, strict=False, limits=self.fetcher.policy.limits,
@@ -237,11 +281,11 @@ class Engine:
         mf.check_duplicates(manifests)  # again, now that namespaces are settled: `ns: x` and none are one object
         return [_stamped(m.obj, spec, tree.revision) for m in manifests]
 
-    def _variables(self, spec: SyncSpec) -> tuple[dict[str, str], tuple[str, ...]]:
+    def _variables(self, spec: SyncSpec, scope: TenantScope | None) -> tuple[dict[str, str], tuple[str, ...]]:
         """The substitution values, and those of them that came from Secrets (masked in messages)."""
         values: dict[str, str] = {}
         secrets: list[str] = []
-        applier = self.kube.impersonating(self._impersonate(spec))
+        applier = self.kube.impersonating(self._impersonate(self.identity(spec, scope)))
         for ref in spec.substitute_from:
             info = SECRETS if ref.kind == "Secret" else CONFIGMAPS
             try:
@@ -297,10 +341,15 @@ class Engine:
             self._resources = self.kube.discover()
         return self._resources
 
-    def _impersonate(self, spec: SyncSpec) -> str | None:
+    def _impersonate(self, identity: str) -> str | None:
         if self._whoami is None:
             self._whoami = self._self_subject()
-        return None if self._whoami == spec.applier else spec.applier
+        return None if self._whoami == identity else identity
+
+    @staticmethod
+    def identity(spec: SyncSpec, scope: TenantScope | None) -> str:
+        """The applier a Sync writes as: its Tenant's when one claims the namespace (docs/tenancy.md)."""
+        return applier_of(spec, scope.tenant.applier if scope else None)
 
     def _self_subject(self) -> str:
         review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
@@ -310,10 +359,23 @@ class Engine:
             return ""
         return str(((out.get("status") or {}).get("userInfo") or {}).get("username") or "")
 
-    def applier_for(self, spec: SyncSpec) -> Applier:
-        kube = self.kube.impersonating(self._impersonate(spec))
+    def applier_for(self, spec: SyncSpec, scope: TenantScope | bool | None = True) -> Applier:
+        """The Sync's Applier. `scope=True` (callers outside a run) looks the Tenant up; a tenant's
+        applier reads per namespace (it may not list cluster-wide) and cluster kinds only if allowed."""
+        if scope is True:
+            scope = scope_for(self.kube, spec.namespace)
+        tenant_scope = scope if isinstance(scope, TenantScope) else None
+        kube = self.kube.impersonating(self._impersonate(self.identity(spec, tenant_scope)))
+        namespaces = tenant_scope.namespaces if tenant_scope else None
+        cluster_ok = None
+        if tenant_scope is not None:
+            tenant = tenant_scope.tenant
+
+            def cluster_ok(info: ResourceInfo) -> bool:
+                return tenant.kind(info.group, info.kind, namespaced=False).allowed
+
         return Applier(kube, self.resources(), spec.name, spec.namespace, concurrency=self.concurrency,
-                       force=spec.force, tick=self.tick)
+                       force=spec.force, tick=self.tick, namespaces=namespaces, cluster_ok=cluster_ok)
 
     # ------------------------------------------------------------ record
 

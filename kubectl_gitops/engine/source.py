@@ -7,8 +7,10 @@ that is removed afterwards. A fetch that fails leaves the last good artifact in 
 The source policy (what this machine may fetch: file:// URLs or not, and the size limits of
 core/limits.py) is decided by whoever builds the fetcher: the CLI takes it from the environment
 (`SourcePolicy.from_env`: file URLs allowed unless KUBECTL_GITOPS_ALLOW_FILE_URLS=false); the
-future controller and tenancy code pass `SourcePolicy(allow_file_urls=False)`. No file URL may
-point into this plugin's own cache directory, whatever the policy.
+future controller code passes `SourcePolicy(allow_file_urls=False)`. A tenant's Sync is fetched
+under a narrower policy still (`tenant_policy`): no file URL unless its Tenant's sourceURLs list a
+file:// glob (docs/tenancy.md). No file URL may point into this plugin's own cache directory,
+whatever the policy.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +70,17 @@ class SourceFetcher:
             raise SourceFailed(f"GitSource {namespace}/{name} not found")
         return found
 
-    def fetch(self, source: JSON) -> tuple[SourceSpec, Revision]:
+    def tenant_policy(self, allow_file_urls: bool) -> SourcePolicy:
+        """This machine's policy, narrowed for a tenant's Sync (never widened)."""
+        return replace(self.policy, allow_file_urls=self.policy.allow_file_urls and allow_file_urls)
+
+    def _cache_for(self, policy: SourcePolicy | None) -> GitCache:
+        if policy is None or policy == self.policy:
+            return self.cache
+        return GitCache(self.cache.root, policy)
+
+    def fetch(self, source: JSON, policy: SourcePolicy | None = None) -> tuple[SourceSpec, Revision]:
+        """Fetch the GitSource under `policy` (default this machine's)."""
         spec = parse_source(source)
         if spec.suspend:
             last = str(((source.get("status") or {}).get("artifact") or {}).get("revision") or "")
@@ -78,7 +90,8 @@ class SourceFetcher:
             ref = GitRef(spec.ref.branch, spec.ref.tag, spec.ref.semver, spec.ref.commit)
             with self._credentials(spec) as creds:
                 self.secrets = creds.secrets() if creds else ()
-                revision = self.cache.fetch(spec.url, ref, creds, timeout=spec.timeout, insecure=spec.insecure)
+                revision = self._cache_for(policy).fetch(spec.url, ref, creds, timeout=spec.timeout,
+                                                         insecure=spec.insecure)
         except GitOpsError as err:
             message = redact(str(err), self.secrets)
             self._record(source, spec, None, SourceFailed(message))
@@ -87,8 +100,8 @@ class SourceFetcher:
         return spec, revision
 
     @contextmanager
-    def checkout(self, source: JSON) -> Iterator[Tree]:
-        spec, revision = self.fetch(source)
+    def checkout(self, source: JSON, policy: SourcePolicy | None = None) -> Iterator[Tree]:
+        spec, revision = self.fetch(source, policy)
         ignore = [line for line in spec.ignore.splitlines() if line.strip()] or None
         with self._workdir(spec) as tmp:
             dest = tmp / "tree"

@@ -1,0 +1,73 @@
+"""Which Tenant, if any, claims a Sync's namespace, and which namespaces are then the tenant's.
+
+Read with the operator's connection at the start of every run (Tenants change rarely, but a
+stale answer here would be a hole), and failing closed: when the Tenants cannot be read, no Sync
+runs, because the engine could not tell a tenant's Sync (locked down) from the platform's. Only
+a cluster without the Tenant CRD (404) has no tenants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from kubectl_gitops.adapters.kube import ApiError, Kube
+from kubectl_gitops.constants import GROUP, KIND_TENANT, VERSION
+from kubectl_gitops.core.discovery import ResourceInfo
+from kubectl_gitops.core.errors import GitOpsError
+from kubectl_gitops.core.spec import InvalidSpec
+from kubectl_gitops.core.tenant import Tenant, parse_tenant, tenant_for
+
+TENANTS = ResourceInfo(GROUP, VERSION, KIND_TENANT, "tenants", False)
+NAMESPACES = ResourceInfo("", "v1", "Namespace", "namespaces", False)
+
+
+@dataclass(frozen=True)
+class TenantScope:
+    """A Tenant and the namespaces it owns right now (by name, and by label when it has a selector)."""
+
+    tenant: Tenant
+    namespaces: tuple[str, ...]
+
+    def owns(self, namespace: str) -> bool:
+        return namespace in self.namespaces
+
+
+def load_tenants(kube: Kube) -> list[Tenant]:
+    """Every Tenant; [] without the CRD. A Tenant that can't be parsed stops everything (fail closed)."""
+    try:
+        items = kube.list(TENANTS)
+    except ApiError as err:
+        if err.status == 404:
+            return []
+        raise GitOpsError(f"cannot read the Tenants, so no Sync can be told apart from a tenant's: {err}") from err
+    tenants = []
+    for obj in items:
+        try:
+            tenants.append(parse_tenant(obj))
+        except InvalidSpec as err:
+            raise GitOpsError(f"{err} (fix the Tenant: until then no Sync runs, as any could be its)") from err
+    return tenants
+
+
+def scope_for(kube: Kube, namespace: str) -> TenantScope | None:
+    """The Tenant claiming `namespace` with its namespaces, or None (the platform's namespace)."""
+    tenants = load_tenants(kube)
+    if not tenants:
+        return None
+    labels = _labels(kube, namespace)
+    tenant = tenant_for(tenants, namespace, labels)
+    if tenant is None:
+        return None
+    owned = set(tenant.namespaces)
+    if tenant.namespace_labels:
+        for ns in kube.list(NAMESPACES):
+            meta = ns.get("metadata") or {}
+            if tenant.claims(str(meta.get("name") or ""), meta.get("labels") or {}):
+                owned.add(str(meta.get("name")))
+    return TenantScope(tenant, tuple(sorted(owned)))
+
+
+def _labels(kube: Kube, namespace: str) -> Mapping[str, str]:
+    found = kube.get(NAMESPACES, namespace)
+    return dict(((found or {}).get("metadata") or {}).get("labels") or {})
