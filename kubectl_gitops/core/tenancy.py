@@ -300,7 +300,7 @@ def _judge_tenant_write(req: AdmissionRequest, facts: Facts) -> AdmissionRespons
 
 
 def _validate_tenant(req: AdmissionRequest, facts: Facts) -> AdmissionResponse:
-    if req.operation != "CREATE" and req.operation != "UPDATE" or req.object is None:
+    if req.operation not in ("CREATE", "UPDATE") or req.object is None:
         return allow(req, "NotJudged")
     try:
         tenant = parse_tenant(req.object)

@@ -192,7 +192,8 @@ def test_binding_to_outsiders_refused() -> None:
                           ({"kind": "ServiceAccount", "name": "ci", "namespace": "b1"},
                            "ServiceAccount b1/ci is not in one of team-a's namespaces"),
                           ({"kind": "ServiceAccount", "name": "tenant-team-a-applier",
-                            "namespace": "kubectl-gitops-system"}, "ServiceAccount kubectl-gitops-system/tenant-team-a-applier")):
+                            "namespace": "kubectl-gitops-system"},
+                           "ServiceAccount kubectl-gitops-system/tenant-team-a-applier")):
         message = refused(request("RoleBinding", group=RBAC, namespace="a1",
                                   obj=binding("ClusterRole", "edit", subject)))
         assert "subjects: " + text in message, message
@@ -200,7 +201,8 @@ def test_binding_to_outsiders_refused() -> None:
 
 def test_legitimate_bindings_pass() -> None:
     ok = binding("ClusterRole", "edit", {"kind": "User", "name": "amy"}, {"kind": "Group", "name": "team-a"},
-                 {"kind": "ServiceAccount", "name": "ci"}, {"kind": "ServiceAccount", "name": "ci", "namespace": "a2"})
+                 {"kind": "ServiceAccount", "name": "ci"},
+                 {"kind": "ServiceAccount", "name": "ci", "namespace": "a2"})
     assert allowed(request("RoleBinding", group=RBAC, namespace="a1", obj=ok)) == "TenantAllowed"
     assert allowed(request("RoleBinding", group=RBAC, namespace="a1",
                            obj=binding("Role", "reader", {"kind": "User", "name": "amy"})))
