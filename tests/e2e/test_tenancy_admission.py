@@ -267,8 +267,8 @@ def test_a_teammate_gets_edit(world: World) -> None:
 
 
 def source(ns: str, name: str, url: str) -> dict[str, Any]:
-    return {"apiVersion": "kubectl-gitops.dev/v1alpha1", "kind": "GitSource", "metadata": {"name": name, "namespace": ns},
-            "spec": {"url": url, "ref": {"branch": "main"}}}
+    return {"apiVersion": "kubectl-gitops.dev/v1alpha1", "kind": "GitSource",
+            "metadata": {"name": name, "namespace": ns}, "spec": {"url": url, "ref": {"branch": "main"}}}
 
 
 def sync(ns: str, name: str, account: str | None) -> dict[str, Any]:
