@@ -218,3 +218,26 @@ def test_mutate_stamps_the_tenant_label_on_objects_and_claimed_namespaces() -> N
 def test_without_tenancy_there_is_no_endpoint() -> None:
     c = create_app(lambda: (lambda ns, name: SyncInfo("s", "n"))).test_client()
     assert c.post("/tenancy", data=b"{}", content_type="application/json").status_code == 404
+
+
+class ChunkedResponse:
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+
+    def stream(self, size: int) -> Iterator[bytes]:
+        yield from self.chunks
+
+
+def test_watch_events_are_split_on_newlines_across_chunks_and_errors_raise() -> None:
+    from kubectl_gitops.adapters.kube import _watch_events
+
+    events = [{"type": "ADDED", "object": {"metadata": {"name": "a"}}},
+              {"type": "DELETED", "object": {"metadata": {"name": "a"}}}]
+    text = b"".join(json.dumps(e).encode() + b"\n" for e in events)
+    chunks = [text[:7], text[7:40], text[40:]]
+    assert list(_watch_events(ChunkedResponse(chunks), "/x")) == events
+    gone = json.dumps({"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired",
+                                                   "message": "too old resource version: 1 (5)"}}).encode() + b"\n"
+    with pytest.raises(ApiError, match="too old") as err:
+        list(_watch_events(ChunkedResponse([gone]), "/x"))
+    assert err.value.status == 410
