@@ -71,7 +71,7 @@ from kubectl_gitops.core.drift import in_break_glass, needs_judgement, review
 from kubectl_gitops.core.mutate import stamp_patch
 
 from .lookup import ParentFetcher, SyncLookup
-from .tenants import TenantFacts
+from .tenants import NotSynced, TenantFacts
 
 log = logging.getLogger("kubectl_gitops_webhook")
 
@@ -279,8 +279,8 @@ def _answer(endpoint: str, handlers: _Handlers, metrics: Metrics) -> Response:
 def _ready(lookup: _Lazy[SyncLookup], facts: _Lazy[TenantFacts] | None) -> Response:
     try:
         lookup.get()
-        if facts is not None:
-            facts.get().tenants()  # NotSynced until the first list of Tenants arrived
+        if facts is not None and not facts.get().synced():
+            raise NotSynced("the Tenants and Namespaces have not been listed yet")
     except Exception as err:
         log.warning("not ready: lookup unavailable: %s", err)
         return _json({"status": "unavailable", "error": str(err)[:200]}, 503)

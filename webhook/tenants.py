@@ -48,6 +48,10 @@ class TenantFacts(Facts, Protocol):
 
     def tenant_of(self, namespace: str, labels: Mapping[str, str] | None = None) -> str: ...
 
+    def synced(self) -> bool:
+        """Whether the Tenants (and Namespaces) have been listed; never blocks (for /readyz)."""
+        ...
+
 
 class NotSynced(GitOpsError):
     """The watch-backed view has not been listed yet: nothing can be decided from it."""
@@ -80,6 +84,10 @@ class Watched:
 
     def stop(self) -> None:
         self._stop.set()
+
+    @property
+    def synced(self) -> bool:
+        return self._synced.is_set()
 
     def items(self, wait: float = 5.0) -> dict[str, JSON]:
         """A snapshot (name -> object); NotSynced if the first list has not arrived within `wait` s."""
@@ -196,6 +204,9 @@ class ClusterFacts:
         labels = self.namespace_labels(namespace) if any(t.namespace_labels for t in tenants) else None
         found = tenant_for(tenants, namespace, labels)
         return (found.applier_name, found.applier) if found is not None else None
+
+    def synced(self) -> bool:
+        return self._tenants.synced and self._namespaces.synced
 
     def stop(self) -> None:
         self._tenants.stop()
