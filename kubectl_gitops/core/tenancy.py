@@ -43,7 +43,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from kubectl_gitops.constants import GROUP, KIND_SOURCE, KIND_SYNC, KIND_TENANT
+from kubectl_gitops.constants import GROUP, KIND_SOURCE, KIND_SYNC, KIND_TENANT, SYSTEM_NAMESPACE
 from kubectl_gitops.core.admission import AdmissionRequest, AdmissionResponse, allow
 from kubectl_gitops.core.spec import InvalidSpec
 from kubectl_gitops.core.tenant import Tenant, Verdict, kind_id, overlaps, parse_tenant, role_escapes, tenant_for
@@ -54,6 +54,8 @@ ADMISSION_GROUPS: Final = frozenset({"admissionregistration.k8s.io"})
 BINDINGS: Final = frozenset({"RoleBinding", "ClusterRoleBinding"})
 ROLES: Final = frozenset({"Role", "ClusterRole"})
 RELAXED_GUARD: Final = frozenset({"warn", "off"})
+APPLIER_PREFIX: Final = f"system:serviceaccount:{SYSTEM_NAMESPACE}:tenant-"
+"""What the tenancy webhook entries' matchConditions send: appliers must be named so."""
 
 
 class Facts(Protocol):
@@ -322,6 +324,9 @@ def _tenant_rules(tenant: Tenant, facts: Facts) -> None:
     if tenant.claims(tenant.applier_namespace, None):
         raise InvalidSpec(f"{where}.applier.namespace: {tenant.applier_namespace} is one of the tenant's "
                           f"namespaces, where its people could act as the applier")
+    if not tenant.applier.startswith(APPLIER_PREFIX):
+        raise InvalidSpec(f"{where}.applier: {tenant.applier_namespace}/{tenant.applier_name} is not seen by the "
+                          f"admission webhook; an applier is a ServiceAccount named tenant-* in {SYSTEM_NAMESPACE}")
     system = [u for u in tenant.users if u.startswith("system:")]
     if system:
         raise InvalidSpec(f"{where}.people.users: {system[0]} is a system identity, not a person")

@@ -275,6 +275,10 @@ def test_tenant_objects_are_validated_for_anyone() -> None:
                                                                                 "roles": ["ghost"]}))
     assert "spec.kinds.allow: 'apps/[' is not a valid glob" in refused(
         tenant_req({"namespaces": ["d1"], "kinds": {"allow": ["apps/["]}}))
+    assert "spec.applier: kubectl-gitops-system/ci is not seen" in refused(tenant_req({"namespaces": ["d1"],
+                                                                                "applier": {"name": "ci"}}))
+    assert "spec.applier: ops/tenant-d is not seen" in refused(tenant_req({"namespaces": ["d1"], "applier": {
+        "namespace": "ops", "name": "tenant-d"}}))
     assert "spec.applier.namespace: d1" in refused(tenant_req({"namespaces": ["d1"], "applier": {"namespace": "d1"}}))
     assert "spec.people.users: system:admin" in refused(tenant_req({"namespaces": ["d1"],
                                                                     "people": {"users": ["system:admin"]}}))
