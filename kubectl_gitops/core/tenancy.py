@@ -7,9 +7,10 @@ references, whether a ClusterRole exists), and the answer comes from here. The r
 (docs/tenancy.md, "At admission", says what each guarantees and what is left to RBAC):
 
 1. Tenant objects are validated for anyone: a spec that does not parse, namespaces another
-   Tenant already lists, a ClusterRole in `roles` that does not exist, an applier living in the
-   tenant's own namespaces (its people could mint its tokens), or `system:` users among its
-   people (the admission entries never send their requests) are refused, naming the field.
+   Tenant already lists, a ClusterRole in `roles` that does not exist, an invalid glob, an
+   applier living in the tenant's own namespaces (its people could mint its tokens), an applier
+   not named `kubectl-gitops-system/tenant-*` or `system:` users among its people (the
+   admission entries never send their requests) are refused, naming the field.
 2. Identity comes from `userInfo` only: a request is judged as a tenant's when its username is
    a Tenant's applier, or it is one of the Tenant's people (users, groups). Anyone else (the
    platform's admins, controllers, the default applier) is not judged here: RBAC and the drift
