@@ -218,11 +218,20 @@ def _tenancy_unreadable(uid: str, err: MalformedReview) -> AdmissionResponse:
 
 
 def _tenant_label(req: AdmissionRequest, facts: _Lazy[TenantFacts] | None) -> str:
-    """The tenant label's value for the object of `req` ("" when no Tenant claims its namespace)."""
+    """The tenant label's value for the object of `req` ("" when no Tenant claims its namespace, or
+    the Tenants can't be read: the ownership stamps must not be lost for the label's sake)."""
     if facts is None or req.object is None:
         return ""
+    try:
+        return _claiming_tenant(req, facts)
+    except Exception as err:
+        log.warning("/mutate: uid %s: tenant label skipped: %s", req.uid, err)
+        return ""
+
+
+def _claiming_tenant(req: AdmissionRequest, facts: _Lazy[TenantFacts]) -> str:
     if req.kind.group == "" and req.kind.kind == "Namespace":
-        meta = req.object.get("metadata")
+        meta = (req.object or {}).get("metadata")
         labels = meta.get("labels") if isinstance(meta, dict) else None
         return facts.get().tenant_of(req.name, labels if isinstance(labels, dict) else {})
     return facts.get().tenant_of(req.namespace) if req.namespace else ""

@@ -191,8 +191,15 @@ def test_tenancy_fails_closed_until_the_tenants_are_listed_but_break_glass_passe
     assert "tenancy could not decide (NotSynced" in out["status"]["message"]
     assert answer(c, "/tenancy", review("ConfigMap", "a1", "alice", [BREAK_GLASS_GROUP]))["allowed"] is True
     assert c.get("/readyz").status_code == 503
-    # /mutate fails open: no tenant label, no refusal
+    # /mutate fails open: no tenant label, no refusal, and the applier's own stamps still happen
     assert answer(c, "/mutate", review("ConfigMap", "a1", "alice"))["allowed"] is True
+    applier = json.loads((FIXTURES / "configmap_create_by_applier.json").read_text())
+    stamps = create_app(lambda: (lambda ns, name: SyncInfo("shop-apps", "gitops", revision="main@sha1:abc",
+                                                           appliers=frozenset({"system:serviceaccount:gitops:"
+                                                                               "shop-applier"}))),
+                        tenancy_factory=Broken).test_client()
+    out = answer(stamps, "/mutate", applier)
+    assert json.loads(base64.b64decode(out["patch"]))[0]["path"] == "/metadata/annotations"
 
 
 def test_unreadable_tenancy_review_is_refused() -> None:
