@@ -20,6 +20,15 @@ person's edit of a field Git does not own on an object carrying the declared-fie
 (judged in full, allowed), status writes, a delete (refused), a scale (refused, parent fetched)
 and a stamp on /mutate.
 
+`--tenancy` adds the tenancy reviews an API server sends /tenancy (a person's create in their own
+namespace, in another tenant's, a RoleBinding for a teammate, a tenant applier's ClusterRoleBinding,
+a GitSource with a URL not allowed) to the mix, judged against 50 Tenants held in memory (as the
+watch-backed cache holds them; no per-review API call). `--tenancy-micro` times `core.tenancy.review`
+alone (parsing included) over the same reviews, with no server: what a tenancy decision adds.
+
+    .venv/bin/python benchmarks/webhook_load.py --static-lookup --tenancy
+    .venv/bin/python benchmarks/webhook_load.py --tenancy-micro
+
 Output per run: reviews/s, p50/p90/p99/max latency per review (failed requests included, at the
 time they failed), errors (non-200 answers, answers without the uid, broken connections), and
 where the machine's CPU went: the server (gunicorn arbiter + workers, from /proc/<pid>/stat
@@ -91,7 +100,100 @@ def judged_body() -> bytes:
 
 
 def body_of(name: str) -> bytes:
+    if name in TENANCY_BODIES:
+        return json.dumps(TENANCY_BODIES[name]).encode()
     return judged_body() if name == JUDGED else (FIXTURES / name).read_bytes()
+
+
+# ------------------------------------------------------------------ tenancy reviews
+
+TENANTS = 50
+"""Tenants in memory, 5 namespaces each: a mid-size platform."""
+
+
+def tenancy_review(kind: str, namespace: str, user: str, obj: dict[str, Any], group: str = "") -> dict[str, Any]:
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "bench-tenancy", "kind": {"group": group, "version": "v1", "kind": kind},
+        "resource": {"group": group, "version": "v1", "resource": kind.lower() + "s"}, "operation": "CREATE",
+        "name": obj["metadata"]["name"], "namespace": namespace,
+        "userInfo": {"username": user, "groups": ["system:authenticated"]}, "object": obj}}
+
+
+RBAC_GROUP = "rbac.authorization.k8s.io"
+LAST = TENANTS - 1  # the last Tenant: every lookup walks the whole list
+TENANCY_BODIES: dict[str, dict[str, Any]] = {
+    "(tenancy) own configmap": tenancy_review(
+        "ConfigMap", f"t{LAST}-ns0", f"person-{LAST}",
+        {"metadata": {"name": "cfg", "labels": {"app": "web"}}, "data": {"a": "1"}}),
+    "(tenancy) other tenant's namespace": tenancy_review(
+        "ConfigMap", "t0-ns0", f"person-{LAST}", {"metadata": {"name": "cfg"}, "data": {"a": "1"}}),
+    "(tenancy) rolebinding for a teammate": tenancy_review(
+        "RoleBinding", f"t{LAST}-ns1", f"person-{LAST}",
+        {"metadata": {"name": "rb"}, "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": "edit"},
+         "subjects": [{"kind": "User", "name": f"person-{LAST}"}]}, group=RBAC_GROUP),
+    "(tenancy) applier clusterrolebinding": tenancy_review(
+        "ClusterRoleBinding", "", f"system:serviceaccount:kubectl-gitops-system:tenant-t{LAST}-applier",
+        {"metadata": {"name": "crb"}, "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole",
+                                                  "name": "cluster-admin"}}, group=RBAC_GROUP),
+    "(tenancy) gitsource url": tenancy_review(
+        "GitSource", f"t{LAST}-ns2", f"person-{LAST}",
+        {"metadata": {"name": "src"}, "spec": {"url": "https://evil.example.com/x.git"}}, group="kubectl-gitops.dev"),
+}
+TENANCY_MIX = [("/tenancy", name) for name in TENANCY_BODIES]
+TENANCY_ENV = "KUBECTL_GITOPS_BENCH_TENANCY"
+
+
+def mix() -> list[tuple[str, str]]:
+    """The reviews sent, in order: the drift guard's, then the tenancy ones with --tenancy."""
+    return MIX + (TENANCY_MIX if os.environ.get(TENANCY_ENV) else [])
+
+
+def bench_facts() -> Any:
+    """50 Tenants in memory, the shape the watch-backed cache serves (`webhook.tenants.ClusterFacts`)."""
+    from kubectl_gitops.core.tenancy import StaticFacts
+    from kubectl_gitops.core.tenant import parse_tenant, tenant_for
+
+    tenants = tuple(parse_tenant({"metadata": {"name": f"t{i}"}, "spec": {
+        "namespaces": [f"t{i}-ns{n}" for n in range(5)], "people": {"users": [f"person-{i}"]},
+        "sourceURLs": [f"https://git.example.com/t{i}/*"], "kinds": {"deny": ["core/Secret"]}}})
+        for i in range(TENANTS))
+
+    class Facts(StaticFacts):
+        def tenant_of(self, namespace: str, labels: Any = None) -> str:
+            found = tenant_for(self.all_tenants, namespace, labels)
+            return found.name if found else ""
+
+        def synced(self) -> bool:
+            return True
+
+    return Facts(tenants)
+
+
+def tenancy_micro(iterations: int) -> None:
+    """Time parse + core.tenancy.review per review of the tenancy mix (no server, no I/O)."""
+    from kubectl_gitops.core.admission import parse_review
+    from kubectl_gitops.core.tenancy import review
+
+    facts = bench_facts()
+    bodies = [(name, json.dumps(doc).encode()) for name, doc in TENANCY_BODIES.items()]
+    print(f"tenancy decision (parse_review + core.tenancy.review), {TENANTS} Tenants, {iterations} each; "
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    for name, body in bodies:
+        timings = []
+        answer = review(parse_review(body), facts)
+        for _ in range(iterations):
+            started = time.perf_counter()
+            review(parse_review(body), facts)
+            timings.append((time.perf_counter() - started) * 1e6)
+        timings.sort()
+        parse_only = []
+        for _ in range(iterations):
+            started = time.perf_counter()
+            parse_review(body)
+            parse_only.append((time.perf_counter() - started) * 1e6)
+        parse_only.sort()
+        print(f"  {name.removeprefix('(tenancy) ')}: allowed={answer.allowed}; p50 {percentile(timings, 0.5):.1f} us "
+              f"(of which parsing {percentile(parse_only, 0.5):.1f} us), p99 {percentile(timings, 0.99):.1f} us")
 
 
 def self_signed(dirname: str) -> tuple[str, str]:
@@ -136,7 +238,7 @@ CLIENT_NAME = "kube-apiserver-webhook-client"
 
 
 def run_server(cert: str, key: str, port: int, workers: int, threads: int, kubeconfig: str | None,
-               client_ca: str | None = None) -> None:
+               client_ca: str | None = None, tenancy: bool = False) -> None:
     from kubectl_gitops_webhook.app import create_app
     from kubectl_gitops_webhook.serve import ServeOptions, serve
 
@@ -144,7 +246,7 @@ def run_server(cert: str, key: str, port: int, workers: int, threads: int, kubec
         lookup_factory, fetch = static_lookups()
     else:
         lookup_factory, fetch = cluster_lookups(kubeconfig)
-    app = create_app(lookup_factory, fetch)
+    app = create_app(lookup_factory, fetch, tenancy_factory=bench_facts if tenancy else None)
     serve(app, ServeOptions(certfile=cert, keyfile=key, bind=f"127.0.0.1:{port}", workers=workers,
                             threads=threads, loglevel="warning", client_ca_file=client_ca,
                             client_names=(CLIENT_NAME,) if client_ca else ()))
@@ -295,7 +397,7 @@ def drive(job: tuple[str, int, int, int, int, tuple[str, str] | None]) -> tuple[
     Returns the latencies, the error count and the CPU seconds this process spent driving."""
     cert, port, connections, requests, seed, client = job
     cpu_started = time.process_time()
-    bodies = [(path, body_of(name)) for path, name in MIX]
+    bodies = [(path, body_of(name)) for path, name in mix()]
     context = client_context(cert, client)
     latencies: list[tuple[int, float]] = []
     errors = [0]
@@ -336,7 +438,7 @@ def drive(job: tuple[str, int, int, int, int, tuple[str, str] | None]) -> tuple[
 def show_mix(port: int, context: ssl.SSLContext) -> None:
     """Each review of the mix once, with the answer: proof the lookups found the Sync and the parent."""
     conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
-    for path, name in MIX:
+    for path, name in mix():
         conn.request("POST", path, body=body_of(name), headers={"Content-Type": "application/json"})
         resp = conn.getresponse()
         answer = json.loads(resp.read()).get("response", {})
@@ -399,7 +501,8 @@ def report(run: RunResult, label: str) -> None:
           f"({run.server_cpu * per:.2f} ms/review), driver {run.driver_cpu:.1f}, other {other:.1f} "
           f"(API server, etcd, other users), idle {max(0.0, cores * run.elapsed - run.busy):.1f}")
     print("  p50/p99 ms by review: " + ", ".join(
-        f"{MIX[i][1].split('.')[0].split(' ')[-1]} {p50:.1f}/{p99:.1f}" for i, (p50, p99) in run.per_item.items()))
+        f"{mix()[i][1].split('.')[0].removeprefix('(tenancy) ').split(' ')[-1]} {p50:.1f}/{p99:.1f}"
+        for i, (p50, p99) in run.per_item.items()))
 
 
 def summary(runs: list[RunResult]) -> None:
@@ -421,9 +524,18 @@ def main() -> None:
     parser.add_argument("--cluster", default="bench-load", help="dev control plane behind the lookups")
     parser.add_argument("--keep", action="store_true", help="leave the dev control plane running")
     parser.add_argument("--static-lookup", action="store_true", help="in-process lookups, no cluster")
+    parser.add_argument("--tenancy", action="store_true",
+                        help="add tenancy reviews (/tenancy, 50 Tenants in memory) to the mix")
+    parser.add_argument("--tenancy-micro", type=int, nargs="?", const=20000, default=0, metavar="N",
+                        help="only time core.tenancy.review N times per review (no server, no cluster)")
     parser.add_argument("--client-cert", action=argparse.BooleanOptionalAction, default=True,
                         help="the server requires the API server's client certificate, as served (default)")
     args = parser.parse_args()
+    if args.tenancy_micro:
+        tenancy_micro(args.tenancy_micro)
+        sys.exit(0)
+    if args.tenancy:
+        os.environ[TENANCY_ENV] = "1"  # before the server and the drivers start (inherited, any start method)
 
     kubeconfig = None if args.static_lookup else prepare_cluster(args.cluster)
     load = os.getloadavg()
@@ -435,7 +547,8 @@ def main() -> None:
     print(f"webhook: {args.workers} worker(s) x {args.threads} threads; lookups: "
           f"{'static' if kubeconfig is None else 'CachedSyncLookup + ApiParentFetcher over a dev control plane'}; "
           f"driver: {args.processes} processes x {args.connections} keep-alive TLS connections x "
-          f"{args.requests} reviews; client certificate {'required' if args.client_cert else 'not required'}; "
+          f"{args.requests} reviews; tenancy reviews {'in the mix' if args.tenancy else 'not sent'}; "
+          f"client certificate {'required' if args.client_cert else 'not required'}; "
           f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     for n, run in enumerate(runs, 1):
         report(run, f"run {n}")
@@ -452,7 +565,7 @@ def serve_and_drive(args: argparse.Namespace, kubeconfig: str | None) -> list[Ru
             client = (client_cert, client_key)
         port = free_port()
         server = multiprocessing.Process(target=run_server, args=(cert, key, port, args.workers, args.threads,
-                                                                  kubeconfig, client_ca))
+                                                                  kubeconfig, client_ca, args.tenancy))
         server.start()
         try:
             wait_ready(port, client_context(cert, client))

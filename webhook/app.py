@@ -1,7 +1,16 @@
 """The Flask adapter: AdmissionReview in, the core's decision out, metrics on the side.
 
-Endpoints: POST /validate (drift guard), POST /mutate (ownership/revision stamps), GET /healthz,
-/readyz, /metrics. The handlers parse, fetch what the core needs, call it, and answer; they
+Endpoints: POST /validate (drift guard), POST /tenancy (tenant boundaries, core/tenancy.py), POST
+/mutate (ownership/revision stamps and the tenant label), GET /healthz, /readyz, /metrics.
+
+Drift guard and tenancy are composed here, as two endpoints rather than one /validate, because
+their webhook entries send different requests: the guard sees updates and deletes of objects
+labelled as managed, tenancy sees creates, updates and deletes of anything in a tenant's
+namespaces and cluster-scoped writes by tenant appliers and people. One endpoint would have to
+guess from the request which entry sent it; two keep each decision, its metrics and its failure
+answer separate, and a request both entries match is judged by both (the API server calls each).
+
+The handlers parse, fetch what the core needs, call it, and answer; they
 decide nothing themselves except what to do when the core could not decide:
 
 * A body that is not an AdmissionReview v1 but whose `request.uid` can be read (the API server
@@ -19,6 +28,9 @@ decide nothing themselves except what to do when the core could not decide:
     others. A guard that waves changes through whenever its lookup is slow is no guard; the blast
     radius stays small because everything else, kube-system and our own namespace pass, and the
     break-glass group passes even then (with a warning).
+  - /tenancy FAILS CLOSED (its entries only send requests of tenant appliers and people and in
+    tenant namespaces; the platform's admins, system identities and the break-glass group are
+    kept off them or pass): the Tenants it can't read are no reason to let a tenant out.
   - /mutate FAILS OPEN (allowed, no patch, a warning): stamps are bookkeeping, and refusing the
     applier's writes for them would stop GitOps for no safety gain.
 
@@ -37,13 +49,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from flask import Flask, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from werkzeug.exceptions import HTTPException
 
 from kubectl_gitops.constants import BREAK_GLASS_GROUP
+from kubectl_gitops.core import tenancy
 from kubectl_gitops.core.admission import (
     REVIEW_API_VERSION,
     REVIEW_KIND,
@@ -58,14 +71,16 @@ from kubectl_gitops.core.drift import in_break_glass, needs_judgement, review
 from kubectl_gitops.core.mutate import stamp_patch
 
 from .lookup import ParentFetcher, SyncLookup
+from .tenants import NotSynced, TenantFacts
 
 log = logging.getLogger("kubectl_gitops_webhook")
 
 MAX_BODY = 16 * 1024 * 1024
 """object + oldObject of the largest object etcd stores (1.5 MiB each) with room to spare."""
-ENDPOINTS = ("/validate", "/mutate", "/healthz", "/readyz", "/metrics")
+ENDPOINTS = ("/validate", "/tenancy", "/mutate", "/healthz", "/readyz", "/metrics")
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
+T = TypeVar("T")
 Decide = Callable[[AdmissionRequest], AdmissionResponse]
 OnError = Callable[[AdmissionRequest, Exception], AdmissionResponse]
 OnUnreadable = Callable[[str, MalformedReview], AdmissionResponse]
@@ -85,15 +100,15 @@ class Metrics:
                                  buckets=LATENCY_BUCKETS, registry=self.registry)
 
 
-class _Lazy:
-    """Build the lookup on first use, in the serving process (after gunicorn forks)."""
+class _Lazy(Generic[T]):
+    """Build a lookup on first use, in the serving process (after gunicorn forks)."""
 
-    def __init__(self, factory: Callable[[], SyncLookup]) -> None:
+    def __init__(self, factory: Callable[[], T]) -> None:
         self._factory = factory
-        self._value: SyncLookup | None = None
+        self._value: T | None = None
         self._lock = threading.Lock()
 
-    def get(self) -> SyncLookup:
+    def get(self) -> T:
         if self._value is None:
             with self._lock:
                 if self._value is None:
@@ -103,8 +118,12 @@ class _Lazy:
 
 def create_app(lookup_factory: Callable[[], SyncLookup], parent_fetcher: ParentFetcher | None = None, *,
                break_glass_group: str = BREAK_GLASS_GROUP, registry: CollectorRegistry | None = None,
-               trusted_controllers: Iterable[str] = ()) -> Flask:
+               trusted_controllers: Iterable[str] = (),
+               tenancy_factory: Callable[[], TenantFacts] | None = None) -> Flask:
     """The webhook app. `lookup_factory` is called once, lazily; `parent_fetcher` serves scale requests.
+
+    `tenancy_factory`: the Tenants' facts (called once, lazily); without it there is no /tenancy
+    and /mutate stamps no tenant label.
 
     `trusted_controllers`: usernames (beyond the control plane's own controllers) that may change
     ownerReferences and finalizers of managed objects, e.g. an operator adding its own finalizers.
@@ -114,6 +133,7 @@ def create_app(lookup_factory: Callable[[], SyncLookup], parent_fetcher: ParentF
     metrics = Metrics(registry)
     app.extensions["kubectl_gitops_metrics"] = metrics
     lookup = _Lazy(lookup_factory)
+    facts = _Lazy(tenancy_factory) if tenancy_factory is not None else None
     trusted = frozenset(trusted_controllers)
 
     def validate(req: AdmissionRequest) -> AdmissionResponse:
@@ -135,7 +155,7 @@ def create_app(lookup_factory: Callable[[], SyncLookup], parent_fetcher: ParentF
                      f"If this persists, a member of {break_glass_group or 'the break-glass group'} may proceed."))
 
     def mutate(req: AdmissionRequest) -> AdmissionResponse:
-        ops = stamp_patch(req, lookup.get())
+        ops = stamp_patch(req, lookup.get(), _tenant_label(req, facts))
         return allow(req, "Stamped" if ops else "NothingToStamp", patch=tuple(ops))
 
     def mutate_failed(req: AdmissionRequest, err: Exception) -> AdmissionResponse:
@@ -152,8 +172,11 @@ def create_app(lookup_factory: Callable[[], SyncLookup], parent_fetcher: ParentF
     mutating = _Handlers(mutate, mutate_failed, _mutate_unreadable)
     app.add_url_rule("/validate", "validate", lambda: handle("/validate", validating), methods=["POST"])
     app.add_url_rule("/mutate", "mutate", lambda: handle("/mutate", mutating), methods=["POST"])
+    if facts is not None:
+        judging = _tenancy_handlers(facts, break_glass_group)
+        app.add_url_rule("/tenancy", "tenancy", lambda: handle("/tenancy", judging), methods=["POST"])
     app.add_url_rule("/healthz", "healthz", lambda: _json({"status": "ok"}, 200))
-    app.add_url_rule("/readyz", "readyz", lambda: _ready(lookup))
+    app.add_url_rule("/readyz", "readyz", lambda: _ready(lookup, facts))
     app.add_url_rule("/metrics", "metrics",
                      lambda: Response(_exposition(metrics), 200, mimetype=CONTENT_TYPE_LATEST))
     _install_hooks(app, metrics)
@@ -167,6 +190,52 @@ def _validate_unreadable(uid: str, err: MalformedReview) -> AdmissionResponse:
                  f"it only receives requests about GitOps-managed objects and scale requests, so it is "
                  f"refused.\nIf this persists, the webhook configuration or the API server sends reviews "
                  f"the guard does not understand."))
+
+
+def _tenancy_handlers(facts: _Lazy[TenantFacts], break_glass_group: str) -> _Handlers:
+    """/tenancy: core/tenancy.review over the watched Tenants; fails closed but for break-glass."""
+
+    def judge_tenancy(req: AdmissionRequest) -> AdmissionResponse:
+        return tenancy.review(req, facts.get())
+
+    def tenancy_failed(req: AdmissionRequest, err: Exception) -> AdmissionResponse:
+        if in_break_glass(req, break_glass_group):
+            return allow(req, "ErrorBreakGlass", warnings=("break-glass: tenancy check failed; request let through",),
+                         audit_annotations={"tenancy": "break-glass-on-error"})
+        return AdmissionResponse(
+            uid=req.uid, allowed=False, code=500, reason="ErrorDenied",
+            message=(f"kubectl-gitops tenancy could not decide ({type(err).__name__}: {str(err)[:200]}); "
+                     f"requests of tenants are refused until it can. Retry in a moment.\n"
+                     f"If this persists, a member of {break_glass_group or 'the break-glass group'} may proceed."))
+
+    return _Handlers(judge_tenancy, tenancy_failed, _tenancy_unreadable)
+
+
+def _tenancy_unreadable(uid: str, err: MalformedReview) -> AdmissionResponse:
+    return AdmissionResponse(
+        uid=uid, allowed=False, code=400, reason="MalformedDenied",
+        message=f"kubectl-gitops tenancy could not read this admission review ({str(err)[:300]}); refused.")
+
+
+def _tenant_label(req: AdmissionRequest, facts: _Lazy[TenantFacts] | None) -> str:
+    """The tenant label's value for the object of `req` ("" when no Tenant claims its namespace, or
+    the Tenants can't be read: the ownership stamps must not be lost for the label's sake)."""
+    if facts is None or req.object is None:
+        return ""
+    try:
+        return _claiming_tenant(req, facts)
+    except Exception as err:
+        log.warning("/mutate: uid %s: tenant label skipped: %s", req.uid, err)
+        return ""
+
+
+def _claiming_tenant(req: AdmissionRequest, facts: _Lazy[TenantFacts]) -> str:
+    if req.kind.group == "" and req.kind.kind == "Namespace":
+        meta = (req.object or {}).get("metadata")
+        labels = meta.get("labels") if isinstance(meta, dict) else None
+        return facts.get().tenant_of(req.name, labels if isinstance(labels, dict) else {})
+    return facts.get().tenant_of(req.namespace) if req.namespace else ""
+
 
 def _mutate_unreadable(uid: str, err: MalformedReview) -> AdmissionResponse:
     return AdmissionResponse(uid=uid, allowed=True, reason="MalformedNotStamped",
@@ -216,9 +285,11 @@ def _answer(endpoint: str, handlers: _Handlers, metrics: Metrics) -> Response:
     return _json(body, 200)
 
 
-def _ready(lookup: _Lazy) -> Response:
+def _ready(lookup: _Lazy[SyncLookup], facts: _Lazy[TenantFacts] | None) -> Response:
     try:
         lookup.get()
+        if facts is not None and not facts.get().synced():
+            raise NotSynced("the Tenants and Namespaces have not been listed yet")
     except Exception as err:
         log.warning("not ready: lookup unavailable: %s", err)
         return _json({"status": "unavailable", "error": str(err)[:200]}, 503)

@@ -57,12 +57,25 @@ def applier_username(sync_namespace: str, service_account: str | None) -> str:
     return f"system:serviceaccount:{SYSTEM_NAMESPACE}:{DEFAULT_APPLIER_SA}"
 
 
-def sync_info(sync: JSON, source: JSON | None) -> SyncInfo:
-    """A SyncInfo from a Sync object and its GitSource (None when the source is missing)."""
+TenantApplier = Callable[[str], "tuple[str, str] | None"]
+"""`applier_of(namespace)`: (name, username) of the applier of the Tenant claiming it, or None."""
+
+
+def sync_info(sync: JSON, source: JSON | None, tenant_applier: tuple[str, str] | None = None) -> SyncInfo:
+    """A SyncInfo from a Sync object and its GitSource (None when the source is missing).
+
+    `tenant_applier`: (name, username) of the applier of the Tenant claiming the Sync's namespace.
+    A tenant's Sync names its applier by name only (`serviceAccountName: tenant-NAME-applier`) and
+    the engine applies as the Tenant's applier, which lives outside the tenant's namespaces; the
+    guard must expect that identity, not an account of that name in the Sync's namespace.
+    """
     meta, spec, status = (_dict(sync.get(k)) for k in ("metadata", "spec", "status"))
     namespace = str(meta.get("namespace", ""))
     mode = spec.get("driftGuard", "enforce")
     account = spec.get("serviceAccountName")
+    applier = applier_username(namespace, account if isinstance(account, str) else None)
+    if tenant_applier is not None and account == tenant_applier[0]:
+        applier = tenant_applier[1]
     return SyncInfo(
         name=str(meta.get("name", "")),
         namespace=namespace,
@@ -70,7 +83,7 @@ def sync_info(sync: JSON, source: JSON | None) -> SyncInfo:
         path=str(spec.get("path") or ""),
         revision=str(status.get("lastAppliedRevision") or ""),
         mode=mode if mode in MODES else "enforce",  # a typo must not switch the guard off
-        appliers=frozenset({applier_username(namespace, account if isinstance(account, str) else None)}),
+        appliers=frozenset({applier}),
         suspended=spec.get("suspend") is True,
     )
 
@@ -83,8 +96,9 @@ class CachedSyncLookup:
     """`lookup(namespace, name)` over the API with a TTL cache (thread-safe; one per process)."""
 
     def __init__(self, get: JsonGet, *, ttl: float = 5.0, max_entries: int = 4096,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, tenant_applier: TenantApplier | None = None) -> None:
         self._get = get
+        self._tenant_applier = tenant_applier
         self._ttl = ttl
         self._max = max_entries
         self._clock = clock
@@ -113,7 +127,7 @@ class CachedSyncLookup:
         # No cross-namespace references: the source lives next to the Sync.
         has_ref = isinstance(ref, str) and bool(ref)
         source = self._get(object_path(API_VERSION, PLURAL_SOURCE, namespace, str(ref))) if has_ref else None
-        return sync_info(sync, source)
+        return sync_info(sync, source, self._tenant_applier(namespace) if self._tenant_applier else None)
 
 
 def parent_path(req: AdmissionRequest) -> str:
@@ -182,4 +196,18 @@ def kube_getter(timeout: float = 2.0, kubeconfig: str | None = None) -> JsonGet:
 def from_cluster(ttl: float = 5.0, kubeconfig: str | None = None) -> tuple[SyncLookup, ParentFetcher]:
     """The production pair: a cached Sync lookup and a parent fetcher sharing one API client."""
     get = kube_getter(kubeconfig=kubeconfig)
-    return CachedSyncLookup(get, ttl=ttl), ApiParentFetcher(get)
+    return CachedSyncLookup(get, ttl=ttl, tenant_applier=_shared_tenant_applier(kubeconfig)), ApiParentFetcher(get)
+
+
+def _shared_tenant_applier(kubeconfig: str | None) -> TenantApplier:
+    """The applier of the Tenant claiming a namespace, from the process's watched Tenants (None until listed)."""
+
+    def applier_of(namespace: str) -> tuple[str, str] | None:
+        from .tenants import NotSynced, shared
+
+        try:
+            return shared(kubeconfig).applier_of(namespace)
+        except NotSynced:
+            return None
+
+    return applier_of

@@ -10,6 +10,7 @@ that names the server, the object and the server's own message.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -117,6 +118,47 @@ class Kube:
         if resp.status >= 300:
             raise _api_error(resp.status, resp.data, method, path)
         return _decode(resp.data, method, path)
+
+    def list_page(self, path: str, *, page: int = 500) -> tuple[list[JSON], str]:
+        """Every item of a collection path, and the list's resourceVersion (where a watch starts)."""
+        query = {"limit": str(page)}
+        items: list[JSON] = []
+        while True:
+            out = self.request("GET", path, query=query, timeout=self.timeout)
+            items += out.get("items") or []
+            meta = out.get("metadata") or {}
+            if not meta.get("continue"):
+                return items, str(meta.get("resourceVersion") or "")
+            query["continue"] = str(meta["continue"])
+
+    def watch(self, path: str, resource_version: str, *, timeout_seconds: int = 240) -> Iterator[JSON]:
+        """Watch events (`{"type": ADDED|MODIFIED|DELETED|BOOKMARK, "object": ...}`) of a collection path
+        from `resource_version`, until the server ends the watch (after about `timeout_seconds`).
+
+        An ERROR event becomes ApiError with the Status's code (410 Gone: the version is too old,
+        list again); a dropped connection becomes ClusterUnreachable.
+        """
+        import urllib3
+
+        query = [("watch", "true"), ("resourceVersion", resource_version), ("allowWatchBookmarks", "true"),
+                 ("timeoutSeconds", str(timeout_seconds))]
+        _, url, headers, _, _ = self._api.param_serialize(
+            method="GET", resource_path=path, query_params=query,
+            header_params={"Accept": "application/json", **self.headers}, auth_settings=["BearerToken"])
+        try:
+            resp = self._api.rest_client.pool_manager.request(
+                "GET", url, headers=headers, preload_content=False,
+                timeout=urllib3.Timeout(connect=self.timeout, read=timeout_seconds + 30))
+        except urllib3.exceptions.HTTPError as err:
+            raise ClusterUnreachable(f"API server {self.server} unreachable (watch {path}): {_short(err)}") from err
+        try:
+            if resp.status >= 300:
+                raise _api_error(resp.status, resp.read(), "GET (watch)", path)
+            yield from _watch_events(resp, path)
+        except urllib3.exceptions.HTTPError as err:
+            raise ClusterUnreachable(f"watch {path} on {self.server} broke: {_short(err)}") from err
+        finally:
+            resp.release_conn()
 
     # ------------------------------------------------------------ small helpers
 
@@ -270,6 +312,23 @@ def _loads(raw: bytes) -> Any:
         from kubectl_gitops.core import boundedjson
 
         return boundedjson.loads(raw)
+
+
+def _watch_events(resp: Any, path: str) -> Iterator[JSON]:
+    """Newline-delimited JSON events from a streaming response; ERROR events raise ApiError."""
+    buffer = b""
+    for chunk in resp.stream(64 * 1024):
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            if not line.strip():
+                continue
+            event = _decode(line, "GET (watch)", path)
+            if event.get("type") == "ERROR":
+                status = event.get("object") or {}
+                raise ApiError(int(status.get("code") or 500), str(status.get("message") or "watch error"),
+                               str(status.get("reason") or ""), status)
+            yield event
 
 
 def _api_error(status: int, raw: bytes, method: str, path: str) -> GitOpsError:

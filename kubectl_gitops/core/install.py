@@ -12,6 +12,9 @@ Two hardening options are shaped here too:
   stamps entry (bookkeeping must never stand in the applier's way). The entry's matchConditions
   keep the default applier, the garbage collector, the namespace controller and finalizer removal
   off the webhook, so none of them depend on it being up.
+  The tenancy entries (`TENANCY_ENTRIES`) get Fail too: their matchConditions and namespaceSelector
+  send only tenants' requests (and Tenant objects), so a tenant is stopped while the webhook is down
+  and nobody else is (docs/tenancy.md, "At admission").
 * `with_client_ca`: the webhook Deployment answers reviews only for callers with a client
   certificate from the CA in a ConfigMap (the API server's, configured by the cluster admin).
 """
@@ -32,6 +35,8 @@ WEBHOOK_NAME = "kubectl-gitops-webhook"
 TLS_SECRET = "kubectl-gitops-webhook-tls"
 _IN_CLUSTER_KINDS = ("Deployment", "Service", "PodDisruptionBudget")
 GUARD_ENTRY = "drift-guard.kubectl-gitops.dev"
+TENANCY_ENTRIES = ("tenancy.kubectl-gitops.dev", "tenancy-cluster.kubectl-gitops.dev", "tenants.kubectl-gitops.dev")
+FAIL_CLOSED_ENTRIES = (GUARD_ENTRY, *TENANCY_ENTRIES)
 CLIENT_CA_KEY = "ca.crt"
 CLIENT_CA_MOUNT = "/client-ca"
 CLIENT_CA_CONFIGMAP = "kubectl-gitops-webhook-client-ca"
@@ -57,7 +62,7 @@ def select(objs: Iterable[JSON], *, webhook: bool, webhook_url: str | None = Non
             _point_at_url(obj, webhook_url.rstrip("/"))
         if fail_closed and kind == "ValidatingWebhookConfiguration":
             for hook in obj.get("webhooks") or []:
-                if hook.get("name") == GUARD_ENTRY:
+                if hook.get("name") in FAIL_CLOSED_ENTRIES:
                     hook["failurePolicy"] = "Fail"
         out.append(obj)
     return out

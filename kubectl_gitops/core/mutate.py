@@ -13,6 +13,12 @@ a manifest that set its own `metadata.annotations: null`). It is deliberately co
   mutating webhook twice under `reinvocationPolicy: IfNeeded`);
 * it never patches an object it could not fully read (`req.unreadable`): a map it read as None
   may exist, and "add" on an existing map replaces it.
+
+The tenant label (`kubectl-gitops.dev/tenant`) is the one exception to "only the applier's writes"
+and "never overwrite": every object created or updated in a namespace a Tenant claims gets the
+claiming Tenant's name, whoever sends it, and a wrong value is replaced, so the label can be
+trusted by selectors, `audit` and the tenancy entries (`tenant_patch`). A Namespace a Tenant
+claims by name gets it too, which is what the tenancy entries' namespaceSelector matches on.
 """
 
 from __future__ import annotations
@@ -20,27 +26,41 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kubectl_gitops.constants import ANNOTATION_REVISION, LABEL_SYNC, LABEL_SYNC_NAMESPACE
+from kubectl_gitops.constants import ANNOTATION_REVISION, LABEL_SYNC, LABEL_SYNC_NAMESPACE, LABEL_TENANT
 from kubectl_gitops.core.admission import AdmissionRequest
 from kubectl_gitops.core.drift import SyncLookup, ownership
 
 JSON = dict[str, Any]
 
 
-def stamp_patch(req: AdmissionRequest, lookup: SyncLookup) -> list[JSON]:
-    """A JSONPatch adding the missing ownership labels and revision annotation, or []."""
+def stamp_patch(req: AdmissionRequest, lookup: SyncLookup, tenant: str = "") -> list[JSON]:
+    """A JSONPatch adding the missing ownership labels and revision annotation, or [].
+
+    `tenant`: the Tenant claiming the object's namespace (or the Namespace itself), "" if none.
+    """
     obj = req.object
     if req.operation not in ("CREATE", "UPDATE") or req.sub_resource or obj is None or req.unreadable:
         return []
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
     owner = ownership(obj)
-    if owner is None:
+    sync = lookup(*owner) if owner is not None else None
+    if sync is not None and req.user_info.username in sync.appliers:
+        labels = {LABEL_SYNC: sync.name, LABEL_SYNC_NAMESPACE: sync.namespace}
+        annotations = {ANNOTATION_REVISION: sync.revision} if sync.revision else {}
+    if tenant:
+        labels[LABEL_TENANT] = tenant
+    return (ensure_entries(obj, "labels", labels) + _replace_wrong_tenant(obj, tenant)
+            + ensure_entries(obj, "annotations", annotations))
+
+
+def _replace_wrong_tenant(obj: Mapping[str, Any], tenant: str) -> list[JSON]:
+    """A `replace` of a tenant label that names another tenant (adding a missing one is ensure_entries')."""
+    meta = obj.get("metadata")
+    labels = meta.get("labels") if isinstance(meta, Mapping) else None
+    if not tenant or not isinstance(labels, Mapping) or LABEL_TENANT not in labels or labels[LABEL_TENANT] == tenant:
         return []
-    sync = lookup(*owner)
-    if sync is None or req.user_info.username not in sync.appliers:
-        return []
-    labels = {LABEL_SYNC: sync.name, LABEL_SYNC_NAMESPACE: sync.namespace}
-    annotations = {ANNOTATION_REVISION: sync.revision} if sync.revision else {}
-    return ensure_entries(obj, "labels", labels) + ensure_entries(obj, "annotations", annotations)
+    return [{"op": "replace", "path": f"/metadata/labels/{pointer_escape(LABEL_TENANT)}", "value": tenant}]
 
 
 def ensure_entries(obj: Mapping[str, Any], map_name: str, wanted: Mapping[str, str]) -> list[JSON]:

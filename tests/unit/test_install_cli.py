@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from kubectl_gitops.adapters import pki
 from kubectl_gitops.cli.main import cli
 from kubectl_gitops.core.errors import GitOpsError
-from kubectl_gitops.core.install import CLIENT_CA_CONFIGMAP, GUARD_ENTRY
+from kubectl_gitops.core.install import CLIENT_CA_CONFIGMAP, FAIL_CLOSED_ENTRIES, GUARD_ENTRY
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="needs kubectl on PATH")
 
@@ -30,12 +30,13 @@ def items(output: str) -> list[dict[str, Any]]:
     return list(yaml.safe_load(output)["items"])
 
 
-def test_fail_closed_dry_run_shows_fail_on_the_guard_entry_only() -> None:
+def test_fail_closed_dry_run_shows_fail_on_the_guard_and_tenancy_entries_only() -> None:
     code, out = dry_run("--fail-closed")
     assert code == 0, out
     policies = {h["name"]: h["failurePolicy"] for o in items(out) for h in o.get("webhooks") or []}
     assert policies[GUARD_ENTRY] == "Fail"
-    assert {p for n, p in policies.items() if n != GUARD_ENTRY} == {"Ignore"}
+    assert {policies[n] for n in FAIL_CLOSED_ENTRIES} == {"Fail"}
+    assert {p for n, p in policies.items() if n not in FAIL_CLOSED_ENTRIES} == {"Ignore"}
 
 
 def test_client_ca_file_makes_the_configmap_and_wires_the_deployment(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from kubectl_gitops.core.drift import SYSTEM_DELETERS
 from kubectl_gitops.core.install import (
     CLIENT_CA_CONFIGMAP,
     GUARD_ENTRY,
+    TENANCY_ENTRIES,
     WEBHOOK_NAME,
     client_ca_configmap,
     select,
@@ -36,15 +37,17 @@ def test_default_install_fails_open_everywhere(rendered: list[JSON]) -> None:  #
 
 
 @pytest.mark.parametrize("url", [None, "https://127.0.0.1:9443"])
-def test_fail_closed_changes_the_main_guard_entry_only(rendered: list[JSON], url: str | None) -> None:  # noqa: F811
+def test_fail_closed_changes_the_main_guard_and_tenancy_entries_only(rendered: list[JSON],  # noqa: F811
+                                                                    url: str | None) -> None:
     before = by_name(select(rendered, webhook=True, webhook_url=url))
     after = by_name(select(rendered, webhook=True, webhook_url=url, fail_closed=True))
-    assert after[GUARD_ENTRY]["failurePolicy"] == "Fail"
+    for name in (GUARD_ENTRY, *TENANCY_ENTRIES):
+        assert after[name]["failurePolicy"] == "Fail", name
+        assert {k: v for k, v in after[name].items() if k != "failurePolicy"} == \
+            {k: v for k, v in before[name].items() if k != "failurePolicy"}
     for name, hook in after.items():
-        if name != GUARD_ENTRY:
+        if name not in (GUARD_ENTRY, *TENANCY_ENTRIES):
             assert hook == before[name], f"{name} must stay as it is"
-    assert {k: v for k, v in after[GUARD_ENTRY].items() if k != "failurePolicy"} == \
-        {k: v for k, v in before[GUARD_ENTRY].items() if k != "failurePolicy"}
 
 
 def test_fail_closed_never_mutates_the_input(rendered: list[JSON]) -> None:  # noqa: F811

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kubectl_gitops.constants import DEFAULT_APPLIER_SA, GROUP, LABEL_SYNC, SYSTEM_NAMESPACE
+from kubectl_gitops.constants import DEFAULT_APPLIER_SA, GROUP, LABEL_SYNC, LABEL_TENANT, SYSTEM_NAMESPACE
 
 ROOT = Path(__file__).resolve().parents[2]
 JSON = dict[str, Any]
@@ -68,6 +68,16 @@ def webhooks(docs: list[JSON]) -> Iterator[tuple[str, JSON]]:
                 yield kind, hook
 
 
+def is_tenancy(hook: JSON) -> bool:
+    return str(hook["name"]).startswith("tenan")
+
+
+def path_of(kind: str, hook: JSON) -> str:
+    if kind.startswith("Validating"):
+        return "/tenancy" if is_tenancy(hook) else "/validate"
+    return "/mutate"
+
+
 def is_scale(hook: JSON) -> bool:
     return any(res.endswith("/scale") for rule in hook["rules"] for res in rule["resources"])
 
@@ -77,15 +87,18 @@ def is_scale(hook: JSON) -> bool:
 
 def test_both_webhook_configurations_exist(any_build: list[JSON]) -> None:
     one(any_build, "ValidatingWebhookConfiguration", "kubectl-gitops-drift-guard")
+    one(any_build, "ValidatingWebhookConfiguration", "kubectl-gitops-tenancy")
     one(any_build, "MutatingWebhookConfiguration", "kubectl-gitops-stamps")
-    assert len(list(webhooks(any_build))) == 3
+    assert len(list(webhooks(any_build))) == 8
 
 
 def test_every_webhook_skips_the_control_plane_and_itself(any_build: list[JSON]) -> None:
     for _, hook in webhooks(any_build):
         expressions = hook["namespaceSelector"]["matchExpressions"]
-        assert expressions == [{"key": "kubernetes.io/metadata.name", "operator": "NotIn",
-                                "values": ["kube-system", SYSTEM_NAMESPACE]}], hook["name"]
+        assert expressions[0] == {"key": "kubernetes.io/metadata.name", "operator": "NotIn",
+                                  "values": ["kube-system", SYSTEM_NAMESPACE]}, hook["name"]
+        # the only other selector: the tenant label, which narrows (never widens) what is sent
+        assert expressions[1:] in ([], [{"key": LABEL_TENANT, "operator": "Exists"}]), hook["name"]
         assert "matchLabels" not in hook["namespaceSelector"]
 
 
@@ -106,7 +119,9 @@ def test_every_webhook_fails_open(any_build: list[JSON]) -> None:
 
 def test_object_selector_is_the_ownership_label_or_absent_for_scale(any_build: list[JSON]) -> None:
     for _, hook in webhooks(any_build):
-        if is_scale(hook):
+        if is_tenancy(hook):
+            assert "objectSelector" not in hook, hook["name"]  # labels are the requester's: tenancy sees all
+        elif is_scale(hook):
             # A Scale carries no labels: an objectSelector here would silently disable the check.
             assert "objectSelector" not in hook, hook["name"]
         else:
@@ -126,7 +141,8 @@ def test_drift_guard_rules(any_build: list[JSON]) -> None:
 
 
 def test_stamps_rules(any_build: list[JSON]) -> None:
-    (hook,) = one(any_build, "MutatingWebhookConfiguration", "kubectl-gitops-stamps")["webhooks"]
+    hook, *tenant_labels = one(any_build, "MutatingWebhookConfiguration", "kubectl-gitops-stamps")["webhooks"]
+    assert [h["name"] for h in tenant_labels] == [f"tenant-label.{GROUP}", f"tenant-namespace.{GROUP}"]
     assert hook["rules"][0]["operations"] == ["CREATE", "UPDATE"]
     assert hook["rules"][0]["resources"] == ["*"]
     assert hook["reinvocationPolicy"] in ("IfNeeded", "Never")
@@ -187,7 +203,7 @@ def test_install_webhooks_call_the_service(install: list[JSON]) -> None:
         assert ref["name"] == service["metadata"]["name"]
         assert ref["port"] == 443
         assert ref["port"] in ports
-        assert ref["path"] == ("/validate" if kind.startswith("Validating") else "/mutate")
+        assert ref["path"] == path_of(kind, hook)
         assert "url" not in hook["clientConfig"]
         assert "caBundle" in hook["clientConfig"], "placeholder for `kubectl gitops install` to fill"
 
@@ -264,8 +280,7 @@ def test_pdb_keeps_one_webhook_up(install: list[JSON]) -> None:
 
 def test_dev_webhooks_call_the_local_process(dev: list[JSON]) -> None:
     for kind, hook in webhooks(dev):
-        path = "/validate" if kind.startswith("Validating") else "/mutate"
-        assert hook["clientConfig"]["url"] == DEV_URL + path
+        assert hook["clientConfig"]["url"] == DEV_URL + path_of(kind, hook)
         assert "service" not in hook["clientConfig"]
 
 
