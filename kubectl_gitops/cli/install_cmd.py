@@ -22,9 +22,9 @@ if TYPE_CHECKING:
 @click.option("--cert-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also write the webhook's serving certificate here (for --webhook-url).")
 @click.option("--fail-closed", is_flag=True,
-              help="failurePolicy Fail on the main drift-guard entry: no out-of-band edits even while the "
-                   "webhook is down (the default applier, garbage collector and namespace deletion still "
-                   "pass). See docs/webhook.md before using it.")
+              help="failurePolicy Fail on the main drift-guard entry and the three tenancy entries: no "
+                   "out-of-band edits even while the webhook is down (the default applier, garbage collector, "
+                   "namespace deletion and platform admins still pass). See docs/webhook.md before using it.")
 @click.option("--client-ca-configmap", default=None, metavar="NAME",
               help="ConfigMap in kubectl-gitops-system whose ca.crt signs the API server's client certificate "
                    "for webhooks: the webhook then answers reviews from the API server only. The API server "
