@@ -41,9 +41,16 @@ NEVER: Final = frozenset({
 
 
 class TenantViolation(InvalidSpec):
-    """A Sync (or what it renders) breaks a rule of the Tenant claiming its namespace."""
+    """A Sync (or what it renders) breaks a rule of the Tenant claiming its namespace.
+
+    `tenant` and `rule` (the first violation's) are what the Tenant's status records."""
 
     reason = "TenantViolation"
+
+    def __init__(self, message: str, tenant: str = "", rule: str = "") -> None:
+        super().__init__(message)
+        self.tenant = tenant
+        self.rule = rule
 
 
 @dataclass(frozen=True)
@@ -69,7 +76,7 @@ def raise_if(tenant: Tenant, sync_key: str, violations: Sequence[Violation], sta
     shown = "; ".join(str(v) for v in violations[:10])
     more = f" (and {len(violations) - 10} more)" if len(violations) > 10 else ""
     raise TenantViolation(f"Tenant {tenant.name} refuses Sync {sync_key} {stage}; nothing of it was "
-                          f"applied: {shown}{more}")
+                          f"applied: {shown}{more}", tenant.name, violations[0].rule)
 
 
 # ------------------------------------------------------------------ the Sync itself

@@ -41,7 +41,7 @@ from kubectl_gitops.engine import record
 from kubectl_gitops.engine.apply import Applier, ApplyFailedWith, ObjectResult, Tick
 from kubectl_gitops.engine.health import wait_healthy
 from kubectl_gitops.engine.source import SourceFetcher, Tree
-from kubectl_gitops.engine.tenants import TenantScope, scope_for
+from kubectl_gitops.engine.tenants import TenantScope, record_tenant, scope_for
 
 JSON = dict[str, Any]
 
@@ -124,14 +124,27 @@ class Engine:
         run = _Run(spec, obj, self.clock(), record.now())
         try:
             self._reconcile(run, reset_inventory)
-            return self._record_success(run)
+            report = self._record_success(run)
         except GitOpsError as err:
             if isinstance(err, StatusNotRecorded):
                 raise
             stalled = isinstance(err, InvalidSpec)
-            return self._record_failure(run.obj, run, err, stalled=stalled)
+            report = self._record_failure(run.obj, run, err, stalled=stalled)
+            self._record_tenant(run, err)
+            return report
         except Exception as err:
-            return self._record_failure(run.obj, run, unexpected(err), stalled=False, error=err)
+            report = self._record_failure(run.obj, run, unexpected(err), stalled=False, error=err)
+        self._record_tenant(run, None)
+        return report
+
+    def _record_tenant(self, run: _Run, err: GitOpsError | None) -> None:
+        """A tenant's Sync also updates its Tenant's status: namespaces found, Syncs, last violation."""
+        if run.scope is None:
+            return
+        violation = None
+        if isinstance(err, lockdown.TenantViolation):
+            violation = (err.rule, mask(str(err), run.secrets))
+        record_tenant(self.kube, run.scope, violation=violation)  # best effort: the Sync's record is the truth
 
     def get_sync(self, namespace: str, name: str) -> JSON:
         try:
@@ -148,7 +161,8 @@ class Engine:
 
     def _reconcile(self, run: _Run, reset_inventory: bool = False) -> None:
         spec = run.spec
-        run.scope = scope = self._tenant_of(spec)
+        run.scope = scope = scope_for(self.kube, spec.namespace)
+        self._check_sync(spec, scope)
         self._check_dependencies(spec)
         source_obj, policy = self._source(spec, scope)
         with self.fetcher.checkout(source_obj, policy) as tree:
@@ -230,14 +244,13 @@ class Engine:
         if waiting:
             raise DependencyNotReady(f"waiting for {', '.join(sorted(waiting))}")
 
-    def _tenant_of(self, spec: SyncSpec) -> TenantScope | None:
-        """The Tenant claiming the Sync's namespace; its Sync's own fields are checked first, before
-        anything is read or fetched (docs/tenancy.md)."""
-        scope = scope_for(self.kube, spec.namespace)
+    @staticmethod
+    def _check_sync(spec: SyncSpec, scope: TenantScope | None) -> None:
+        """A tenant's Sync's own fields are checked first, before anything is read or fetched
+        (docs/tenancy.md)."""
         if scope is not None:
             lockdown.raise_if(scope.tenant, spec.key, lockdown.check_sync(scope.tenant, spec, scope.owns),
                               "before fetching")
-        return scope
 
     def _source(self, spec: SyncSpec, scope: TenantScope | None) -> tuple[JSON, SourcePolicy | None]:
         """The GitSource and the policy to fetch it under: a tenant's URL is checked before any fetch,

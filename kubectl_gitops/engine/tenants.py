@@ -8,16 +8,19 @@ a cluster without the Tenant CRD (404) has no tenants.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, Final
 
 from kubectl_gitops.adapters.kube import ApiError, Kube
-from kubectl_gitops.constants import GROUP, KIND_TENANT, VERSION
+from kubectl_gitops.constants import GROUP, KIND_SYNC, KIND_TENANT, VERSION
 from kubectl_gitops.core.discovery import ResourceInfo
 from kubectl_gitops.core.errors import GitOpsError
 from kubectl_gitops.core.spec import InvalidSpec
 from kubectl_gitops.core.tenant import Tenant, parse_tenant, tenant_for
 
+JSON = dict[str, Any]
 TENANTS = ResourceInfo(GROUP, VERSION, KIND_TENANT, "tenants", False)
 NAMESPACES = ResourceInfo("", "v1", "Namespace", "namespaces", False)
 
@@ -71,3 +74,30 @@ def scope_for(kube: Kube, namespace: str) -> TenantScope | None:
 def _labels(kube: Kube, namespace: str) -> Mapping[str, str]:
     found = kube.get(NAMESPACES, namespace)
     return dict(((found or {}).get("metadata") or {}).get("labels") or {})
+
+
+SYNCS = ResourceInfo(GROUP, VERSION, KIND_SYNC, "syncs", True)
+MAX_VIOLATION: Final = 500
+"""Characters of a violation message kept in the Tenant's status."""
+
+
+def tenant_status(scope: TenantScope, syncs: int, *, now: dt.datetime,
+                  violation: tuple[str, str] | None = None) -> JSON:
+    """The Tenant's status as one run saw it: namespaces found, Syncs, and the last violation (rule, message)."""
+    status: JSON = {"namespaces": ", ".join(scope.namespaces), "syncs": syncs}
+    if violation is not None:
+        rule, message = violation
+        status["lastViolation"] = {"time": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "rule": rule,
+                                   "message": message[:MAX_VIOLATION]}
+    return status
+
+
+def record_tenant(kube: Kube, scope: TenantScope, *, violation: tuple[str, str] | None = None) -> str:
+    """Write the Tenant's status (best effort: the Sync's own record is what matters); "" or why not."""
+    try:
+        syncs = sum(len(kube.list(SYNCS, namespace=ns)) for ns in scope.namespaces)
+        status = tenant_status(scope, syncs, now=dt.datetime.now(dt.UTC), violation=violation)
+        kube.merge_patch(TENANTS, scope.tenant.name, None, {"status": status}, subresource="status")
+    except GitOpsError as err:
+        return f"Tenant {scope.tenant.name} status not recorded: {err}"
+    return ""

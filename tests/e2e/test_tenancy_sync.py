@@ -360,6 +360,16 @@ def test_get_tenants_shows_namespaces_syncs_and_violations(land: Land) -> None:
     assert land.a.applier in wide and f"Tenant {land.a.tenant} refuses" in wide, wide
     one = yaml.safe_load(gitops("get", "tenant", land.b.tenant, "-o", "yaml", kubeconfig=land.admin).stdout)
     assert one["summary"]["violations"] == 0, one["summary"]
+    # The runs recorded on the Tenants themselves (printer columns, `kubectl get tenants`).
+    status = json.loads(kubectl("get", "tenants.kubectl-gitops.dev", land.a.tenant, "-o", "json",
+                                kubeconfig=land.admin).stdout).get("status") or {}
+    assert land.a.ns in status.get("namespaces", ""), status
+    assert status.get("syncs", 0) >= 1, status
+    assert f"Tenant {land.a.tenant} refuses" in status["lastViolation"]["message"], status
+    assert status["lastViolation"]["rule"], status
+    other = json.loads(kubectl("get", "tenants.kubectl-gitops.dev", land.b.tenant, "-o", "json",
+                               kubeconfig=land.admin).stdout).get("status") or {}
+    assert "lastViolation" not in other and other.get("syncs", 0) >= 1, other
 
 
 def test_delete_tenant_refuses_while_it_has_syncs_unless_cascade(dev_cluster: DevCluster,

@@ -65,3 +65,33 @@ def test_a_fetch_under_a_tenant_policy_refuses_file_urls(tmp_path: Path, monkeyp
     with pytest.raises(SourceFailed, match="file:// URLs and local paths are not allowed"):
         fetcher.fetch(source, fetcher.tenant_policy(False))
     assert recorded  # the refusal is recorded on the GitSource like any fetch failure
+
+
+def test_tenant_status_names_namespaces_syncs_and_the_last_violation() -> None:
+    import datetime as dt
+
+    from kubectl_gitops.core.tenant import parse_tenant
+    from kubectl_gitops.engine.tenants import MAX_VIOLATION, TenantScope, tenant_status
+
+    scope = TenantScope(parse_tenant({"metadata": {"name": "team-a"}, "spec": {"namespaces": ["a", "b"]}}),
+                        ("a", "b"))
+    at = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
+    quiet = tenant_status(scope, 3, now=at)
+    assert quiet == {"namespaces": "a, b", "syncs": 3}
+    loud = tenant_status(scope, 3, now=at, violation=("kinds.cluster", "x" * 2000))
+    assert loud["lastViolation"]["rule"] == "kinds.cluster"
+    assert loud["lastViolation"]["time"] == "2026-11-27T12:00:00Z"
+    assert len(loud["lastViolation"]["message"]) == MAX_VIOLATION
+
+
+def test_a_violation_carries_its_tenant_and_first_rule() -> None:
+    import pytest as _pytest
+
+    from kubectl_gitops.core import lockdown
+    from kubectl_gitops.core.tenant import parse_tenant
+
+    tenant = parse_tenant({"metadata": {"name": "team-a"}, "spec": {"namespaces": ["a"]}})
+    with _pytest.raises(lockdown.TenantViolation) as err:
+        lockdown.raise_if(tenant, "a/s", [lockdown.Violation("sourceURLs", "GitSource a/s", "no"),
+                                          lockdown.Violation("applier", "Sync a/s", "no")], "before fetching")
+    assert (err.value.tenant, err.value.rule) == ("team-a", "sourceURLs")
