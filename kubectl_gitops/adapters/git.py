@@ -61,7 +61,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
 from pathlib import Path
 from typing import IO
@@ -950,3 +950,110 @@ def _export_commit(git_dir: Path, sha: str, dest: Path, ignore: list[str] | None
     finally:
         batch.close()
     return sorted(exporter.written)
+
+
+# --- signatures (read here, verified by adapters/keys.py) ----------------------------------
+
+_SIG_HEADERS = (b"gpgsig ", b"gpgsig-sha256 ")
+_SIG_MARKERS = (b"-----BEGIN PGP SIGNATURE-----", b"-----BEGIN SSH SIGNATURE-----",
+                b"-----BEGIN SIGNED MESSAGE-----")
+
+
+@dataclass(frozen=True)
+class SignedObject:
+    """A commit or tag object split as git splits it: the signed `payload`, the `signature` (b"" when
+    unsigned), and the committer (or tagger) time the signature is judged at."""
+
+    sha: str
+    kind: str
+    payload: bytes
+    signature: bytes
+    time: datetime
+
+
+def _object_time(headers: bytes, field: bytes) -> datetime:
+    for line in headers.split(b"\n"):
+        if line.startswith(field + b" "):
+            words = line.rsplit(b" ", 2)
+            try:
+                seconds, offset = int(words[1]), words[2].decode()
+                sign = -1 if offset.startswith("-") else 1
+                delta = timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5])) * sign
+                return datetime.fromtimestamp(seconds, timezone(delta))
+            except (ValueError, IndexError):
+                break
+    return datetime.fromtimestamp(0, UTC)
+
+
+def split_commit(sha: str, raw: bytes) -> SignedObject:
+    """Strip the gpgsig header lines (and their continuation lines) exactly as git's
+    `remove_signature` does; what is left is what the signer signed."""
+    head, sep, body = raw.partition(b"\n\n")
+    kept: list[bytes] = []
+    signatures: list[list[bytes]] = []
+    current: list[bytes] | None = None
+    for line in head.split(b"\n"):
+        if current is not None and line.startswith(b" "):
+            current.append(line[1:])
+            continue
+        current = None
+        if line.startswith(_SIG_HEADERS):
+            current = [line.split(b" ", 1)[1]]
+            signatures.append(current)
+            continue
+        kept.append(line)
+    signature = b"\n".join(signatures[0]) + b"\n" if signatures else b""
+    payload = b"\n".join(kept) + sep + body
+    return SignedObject(sha, "commit", payload, signature, _object_time(head, b"committer"))
+
+
+def split_tag(sha: str, raw: bytes) -> SignedObject:
+    """An annotated tag carries its signature at the end of the message: payload is what precedes it."""
+    start = -1
+    for marker in _SIG_MARKERS:
+        at = raw.find(b"\n" + marker)
+        found = at + 1 if at >= 0 else (0 if raw.startswith(marker) else -1)
+        if found >= 0 and (start < 0 or found < start):
+            start = found
+    head = raw.partition(b"\n\n")[0]
+    if start < 0:
+        return SignedObject(sha, "tag", raw, b"", _object_time(head, b"tagger"))
+    return SignedObject(sha, "tag", raw[:start], raw[start:], _object_time(head, b"tagger"))
+
+
+def read_signed(git_dir: Path, sha: str, kind: str) -> SignedObject:
+    """The commit or tag object `sha` of a cached repository, split into payload and signature."""
+    status, out, err = _run_bytes(git_dir, ["cat-file", kind, sha])
+    if status != 0:
+        raise _CacheBroken(f"git cat-file {kind} {sha} failed in cache {git_dir}: {_git_reason(err, ())}")
+    return split_commit(sha, out) if kind == "commit" else split_tag(sha, out)
+
+
+def _run_bytes(git_dir: Path, args: Sequence[str]) -> tuple[int, bytes, str]:
+    try:
+        proc = subprocess.run(["git", f"--git-dir={git_dir.absolute()}", *args], stdin=subprocess.DEVNULL,
+                              capture_output=True, env=base_env(), timeout=DEFAULT_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        return -9, b"", f"Timeout: git took more than {DEFAULT_TIMEOUT:g}s"
+    except OSError as failed:
+        return 127, b"", f"fatal: cannot run git: {failed.strerror}"
+    return proc.returncode, proc.stdout, proc.stderr.decode(errors="replace")
+
+
+def tag_object(git_dir: Path, tag: str) -> str | None:
+    """The annotated tag object `refs/tags/<tag>` points to, or None for a lightweight tag."""
+    status, out, _ = _run(git_dir, ["rev-parse", "--verify", "--quiet", f"refs/tags/{tag}"])
+    if status != 0:
+        return None
+    sha = out.strip()
+    kind = _run(git_dir, ["cat-file", "-t", sha])[1].strip()
+    return sha if kind == "tag" else None
+
+
+def commits_since(git_dir: Path, old: str, new: str, limit: int = 10000) -> list[str]:
+    """Commits reachable from `new` but not from `old`, oldest first (after a force-push: every commit
+    not in the old history); just [new] when `old` is not in this cache (first verification)."""
+    if not old or not _has_commit(git_dir, old):
+        return [new]
+    out = _local(git_dir, "rev-list", "--reverse", f"--max-count={limit}", new, f"^{old}")
+    return out.split()

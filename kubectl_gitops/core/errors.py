@@ -66,3 +66,9 @@ class InventoryCorrupt(GitOpsError):
     """`Sync.status.inventory` cannot be read; `kubectl gitops sync NAME --reset-inventory` repairs it."""
 
     reason = "InventoryCorrupt"
+
+
+class VerificationFailed(GitOpsError):
+    """A signature did not verify (unsigned, untrusted or expired key, malformed, bad): nothing is applied."""
+
+    reason = "VerificationFailed"

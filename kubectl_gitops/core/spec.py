@@ -77,6 +77,17 @@ class SourceSpec:
     suspend: bool = False
     insecure: bool = False
     """Allow credentials over plain http:// (Flux's `.spec.insecure` naming, RFC-0004); warned about."""
+    verify: Verify | None = None
+    """spec.verify: check commit (or tag) signatures against a TrustPolicy before anything is built."""
+
+
+@dataclass(frozen=True)
+class Verify:
+    """GitSource spec.verify: `mode` HEAD (the resolved commit), Tag (the annotated tag object) or All
+    (every commit since the last verified revision); `trust_policy` names the cluster TrustPolicy."""
+
+    mode: str
+    trust_policy: str
 
 
 @dataclass(frozen=True)
@@ -153,7 +164,25 @@ def parse_source(obj: Mapping[str, Any]) -> SourceSpec:
         str(spec.get("ignore") or ""),
         bool(spec.get("suspend", False)),
         bool(spec.get("insecure", False)),
+        _verify(spec.get("verify"), where),
     )
+
+
+VERIFY_MODES = ("HEAD", "Tag", "All")
+
+
+def _verify(raw: Any, where: str) -> Verify | None:
+    if not raw:
+        return None
+    if not isinstance(raw, Mapping):
+        raise InvalidSpec(f"{where}: spec.verify must be an object")
+    mode = str(raw.get("mode") or "HEAD")
+    if mode not in VERIFY_MODES:
+        raise InvalidSpec(f"{where}: spec.verify.mode must be one of {', '.join(VERIFY_MODES)}, not {mode!r}")
+    policy = str(raw.get("trustPolicy") or "")
+    if not policy:
+        raise InvalidSpec(f"{where}: spec.verify.trustPolicy is required (the TrustPolicy that holds the keys)")
+    return Verify(mode, policy)
 
 
 def parse_sync(obj: Mapping[str, Any]) -> SyncSpec:

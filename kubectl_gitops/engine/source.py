@@ -24,15 +24,31 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from kubectl_gitops.adapters.git import Credentials, GitCache, GitRef, Revision, SourcePolicy, redact
+from kubectl_gitops.adapters import keys
+from kubectl_gitops.adapters.git import (
+    Credentials,
+    GitCache,
+    GitRef,
+    Revision,
+    SignedObject,
+    SourcePolicy,
+    commits_since,
+    read_signed,
+    redact,
+    split_credentials,
+    tag_object,
+)
 from kubectl_gitops.adapters.kube import Kube
 from kubectl_gitops.adapters.paths import cache_root
-from kubectl_gitops.core.discovery import SECRETS
-from kubectl_gitops.core.errors import GitOpsError, SourceFailed
-from kubectl_gitops.core.spec import SourceSpec, parse_source
+from kubectl_gitops.constants import GROUP, KIND_TRUST_POLICY, VERSION
+from kubectl_gitops.core.discovery import SECRETS, ResourceInfo
+from kubectl_gitops.core.errors import GitOpsError, SourceFailed, VerificationFailed
+from kubectl_gitops.core.spec import InvalidSpec, SourceSpec, parse_source
+from kubectl_gitops.core.trust import TrustPolicy, parse_trust_policy
 from kubectl_gitops.engine import record
 
 JSON = dict[str, Any]
+TRUST_POLICIES = ResourceInfo(GROUP, VERSION, KIND_TRUST_POLICY, "trustpolicies", False)
 
 
 @dataclass(frozen=True)
@@ -96,8 +112,57 @@ class SourceFetcher:
             message = redact(str(err), self.secrets)
             self._record(source, spec, None, SourceFailed(message))
             raise SourceFailed(f"GitSource {spec.namespace}/{spec.name}: {message}") from None
-        self._record(source, spec, revision, None)
+        verification = self._verify(source, spec, revision, policy)
+        self._record(source, spec, revision, None, verification)
         return spec, revision
+
+    def _verify(self, source: JSON, spec: SourceSpec, revision: Revision, policy: SourcePolicy | None) -> JSON | None:
+        """spec.verify: the signatures the mode asks for, checked before anything is exported.
+
+        A failure is recorded on the GitSource (reason VerificationFailed, the artifact of the last
+        good revision kept) and raised, so the Sync records it and nothing is built or applied."""
+        if spec.verify is None:
+            return None
+        try:
+            trust = self._trust_policy(spec.verify.trust_policy)
+            git_dir = self._cache_for(policy).path_for(split_credentials(spec.url)[0])
+            verified = self._verify_objects(git_dir, spec, revision, trust, source)
+        except (VerificationFailed, InvalidSpec) as err:
+            failed = VerificationFailed(f"GitSource {spec.namespace}/{spec.name}: {err}")
+            self._record(source, spec, None, failed)
+            raise failed from None
+        return {"key": verified.key_name, "fingerprint": verified.fingerprint, "mode": spec.verify.mode,
+                "trustPolicy": trust.name, "commit": revision.sha}
+
+    def _trust_policy(self, name: str) -> TrustPolicy:
+        try:
+            found = self.kube.get(TRUST_POLICIES, name, None)
+        except GitOpsError as err:
+            raise VerificationFailed(f"cannot read TrustPolicy {name}: {err}") from None
+        if found is None:
+            raise VerificationFailed(f"TrustPolicy {name} (spec.verify.trustPolicy) not found")
+        return parse_trust_policy(found)
+
+    def _verify_objects(self, git_dir: Path, spec: SourceSpec, revision: Revision, trust: TrustPolicy,
+                        source: JSON) -> keys.Verified:
+        assert spec.verify is not None
+        if spec.verify.mode == "Tag":
+            tag = spec.ref.tag or (revision.ref.split("@", 1)[0] if spec.ref.semver else "")
+            if not tag or spec.ref.commit:
+                raise VerificationFailed("spec.verify.mode Tag needs spec.ref.tag or spec.ref.semver")
+            sha = tag_object(git_dir, tag)
+            if sha is None:
+                raise VerificationFailed(f"tag {tag!r} ({revision.sha[:12]}) is not an annotated tag, "
+                                         "so it carries no signature")
+            return _check(read_signed(git_dir, sha, "tag"), trust, f"tag {tag!r} ({sha[:12]})")
+        commits = [revision.sha]
+        if spec.verify.mode == "All":
+            commits = commits_since(git_dir, _last_verified(source), revision.sha)
+        verified: keys.Verified | None = None
+        for sha in commits:
+            verified = _check(read_signed(git_dir, sha, "commit"), trust, f"commit {sha}")
+        assert verified is not None
+        return verified
 
     @contextmanager
     def checkout(self, source: JSON, policy: SourcePolicy | None = None) -> Iterator[Tree]:
@@ -146,7 +211,8 @@ class SourceFetcher:
                               bearer_token=data.get("bearerToken", ""), ssh_identity=data.get("identity", ""),
                               ssh_known_hosts=data.get("known_hosts", ""), ca_file=ca_file)
 
-    def _record(self, source: JSON, spec: SourceSpec, revision: Revision | None, err: GitOpsError | None) -> None:
+    def _record(self, source: JSON, spec: SourceSpec, revision: Revision | None, err: GitOpsError | None,
+                verification: JSON | None = None) -> None:
         generation = int((source.get("metadata") or {}).get("generation") or 0)
         old = source.get("status") or {}
         at = record.now()
@@ -159,12 +225,28 @@ class SourceFetcher:
             artifact = dict(old.get("artifact") or {})
             if previous != revision.ref or not artifact:
                 artifact = {"revision": revision.ref, "lastUpdateTime": at.strftime("%Y-%m-%dT%H:%M:%SZ")}
+            if verification is not None or "verification" in artifact:
+                artifact["verification"] = verification  # None (a JSON null) removes an old record
             status["artifact"] = artifact
         else:
-            status["conditions"] = record.conditions_for(old.get("conditions"), ready=False, reason="SourceFailed",
+            reason = err.reason if err else "SourceFailed"
+            status["conditions"] = record.conditions_for(old.get("conditions"), ready=False, reason=reason,
                                                          message=str(err), generation=generation, at=at)
         try:
             record.patch_status(self.kube, record.SOURCES, spec.namespace, spec.name, status)
         except GitOpsError:
             if err is None:
                 raise
+
+
+def _last_verified(source: JSON) -> str:
+    """The commit the GitSource status records as last verified ("" the first time)."""
+    artifact = (source.get("status") or {}).get("artifact") or {}
+    return str((artifact.get("verification") or {}).get("commit") or "")
+
+
+def _check(obj: SignedObject, trust: TrustPolicy, what: str) -> keys.Verified:
+    try:
+        return keys.verify_with_policy(obj.signature, obj.payload, obj.time, trust)
+    except VerificationFailed as err:
+        raise VerificationFailed(f"{what} refused: {err}") from None
