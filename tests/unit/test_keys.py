@@ -47,7 +47,7 @@ def test_ssh_keygen_signature_verifies_in_python(tmp_path: Path, kind: str, extr
     data = b"tree 1234\nauthor a <a@b> 1 +0000\n\nhello\n"
     armored = ssh_sign(key, data)
     assert keys.verify_sshsig(armored, data, [("alice", parsed)]) == keys.Verified("alice", parsed.fingerprint)
-    with pytest.raises(VerificationFailed, match="does not match"):
+    with pytest.raises(VerificationFailed, match=r"does not match"):
         keys.verify_sshsig(armored, data + b"x", [("alice", parsed)])
 
 
@@ -73,19 +73,19 @@ def test_untrusted_key_and_wrong_namespace_are_refused(tmp_path: Path) -> None:
     other = keygen(tmp_path, "ed25519", [], "other")
     trusted = keys.parse_ssh_public_key(Path(f"{other}.pub").read_text(), "bob")
     armored = ssh_sign(signer, b"data")
-    with pytest.raises(VerificationFailed, match="not trusted"):
+    with pytest.raises(VerificationFailed, match=r"not trusted"):
         keys.verify_sshsig(armored, b"data", [("bob", trusted)])
     mine = keys.parse_ssh_public_key(Path(f"{signer}.pub").read_text(), "me")
-    with pytest.raises(VerificationFailed, match="namespace 'file'"):
+    with pytest.raises(VerificationFailed, match=r"namespace 'file'"):
         keys.verify_sshsig(ssh_sign(signer, b"data", "file"), b"data", [("me", mine)])
 
 
 def test_garbage_signatures_are_refused() -> None:
-    with pytest.raises(VerificationFailed, match="not an armored SSH signature"):
+    with pytest.raises(VerificationFailed, match=r"not an armored SSH signature"):
         keys.verify_sshsig("hello", b"data", [])
-    with pytest.raises(VerificationFailed, match="does not start with SSHSIG|malformed|truncated"):
+    with pytest.raises(VerificationFailed, match=r"does not start with SSHSIG|malformed|truncated"):
         keys.verify_sshsig("-----BEGIN SSH SIGNATURE-----\nAAAA\n-----END SSH SIGNATURE-----", b"data", [])
-    with pytest.raises(VerificationFailed, match="truncated"):
+    with pytest.raises(VerificationFailed, match=r"truncated"):
         body = base64.b64encode(b"SSHSIG\x00\x00\x00\x01\x00\x00\x10\x00").decode()
         keys.verify_sshsig(f"-----BEGIN SSH SIGNATURE-----\n{body}\n-----END SSH SIGNATURE-----", b"d", [])
 
@@ -102,14 +102,14 @@ def test_allowed_signers_line_and_pem_give_the_same_key(tmp_path: Path) -> None:
 def test_small_rsa_and_unknown_algorithms_are_refused_naming_the_key() -> None:
     small = rsa.generate_private_key(65537, 1024).public_key()
     line = small.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
-    with pytest.raises(InvalidSpec, match="key 'old-rsa': RSA key of 1024 bits is too small"):
+    with pytest.raises(InvalidSpec, match=r"key 'old-rsa': RSA key of 1024 bits is too small"):
         keys.parse_key(line, "old-rsa")
-    with pytest.raises(InvalidSpec, match="key 'dsa'.*'ssh-dss' is not supported"):
+    with pytest.raises(InvalidSpec, match=r"key 'dsa'.*'ssh-dss' is not supported"):
         keys.parse_key("ssh-dss AAAAB3NzaC1kc3MAAACBAP== x", "dsa")
-    with pytest.raises(InvalidSpec, match="key 'junk': not an OpenSSH public key"):
+    with pytest.raises(InvalidSpec, match=r"key 'junk': not an OpenSSH public key"):
         keys.parse_key("hello world", "junk")
-    with pytest.raises(InvalidSpec, match="key 'bad64': the base64 key data is malformed"):
+    with pytest.raises(InvalidSpec, match=r"key 'bad64': the base64 key data is malformed"):
         keys.parse_key("ssh-ed25519 !!!notbase64", "bad64")
     blob = base64.b64encode(b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x01x").decode()
-    with pytest.raises(InvalidSpec, match="key 'mismatch'"):
+    with pytest.raises(InvalidSpec, match=r"key 'mismatch'"):
         keys.parse_key(f"ecdsa-sha2-nistp256 {blob}", "mismatch")
