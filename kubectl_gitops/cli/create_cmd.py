@@ -41,18 +41,24 @@ def _send(opts: GlobalOptions, obj: dict[str, object], export: bool) -> None:
 @click.option("--timeout", default="", help="Timeout for Git operations (default 60s).")
 @click.option("--insecure", is_flag=True,
               help="Allow sending the secret's credentials over plain http:// (warned about; avoid).")
+@click.option("--verify-mode", type=click.Choice(["HEAD", "Tag", "All"]), default=None,
+              help="Verify signatures before syncing: the HEAD commit, the annotated Tag, or All new commits "
+                   "(needs --trust-policy; docs/signatures.md).")
+@click.option("--trust-policy", default="", help="TrustPolicy whose keys must have signed (default mode HEAD).")
 @click.option("--export", is_flag=True, help="Print the object as YAML instead of applying it.")
 @kube_options
 @click.pass_context
 def create_source(ctx: click.Context, name: str, url: str, branch: str, tag: str, semver: str, commit: str,
-                  secret: str, interval: str, timeout: str, insecure: bool, export: bool, kubeconfig_: str | None,
+                  secret: str, interval: str, timeout: str, insecure: bool, verify_mode: str | None,
+                  trust_policy: str, export: bool, kubeconfig_: str | None,
                   context_: str | None, namespace_: str | None) -> None:
     """Create or update a GitSource."""
     from kubectl_gitops.core.resources import git_source
 
     opts = merged(ctx, kubeconfig_, context_, namespace_)
     obj = git_source(name, _namespace(opts, export), url, branch=branch, tag=tag, semver=semver,
-                     commit=commit, secret=secret, interval=interval, timeout=timeout, insecure=insecure)
+                     commit=commit, secret=secret, interval=interval, timeout=timeout, insecure=insecure,
+                     verify_mode=verify_mode or "", trust_policy=trust_policy)
     _send(opts, obj, export)
 
 

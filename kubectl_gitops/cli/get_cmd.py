@@ -28,7 +28,10 @@ def source_row(obj: JSON, wide: bool) -> list[str]:
     if wide:
         ref = spec.get("ref") or {}
         refs = ", ".join(f"{k}={v}" for k, v in ref.items())
-        row += [str(spec.get("url", "")), refs, "True" if spec.get("suspend") else "False"]
+        verification = (status.get("artifact") or {}).get("verification") or {}
+        signed = str(verification.get("fingerprint") or "") if verification else (
+            "unverified" if spec.get("verify") else "-")
+        row += [str(spec.get("url", "")), refs, "True" if spec.get("suspend") else "False", signed]
     return [*row, message]
 
 
@@ -46,7 +49,7 @@ def sync_row(obj: JSON, wide: bool) -> list[str]:
 
 
 HEADERS = {
-    "sources": (["NAME", "READY", "REVISION", "AGE"], ["URL", "REF", "SUSPENDED"]),
+    "sources": (["NAME", "READY", "REVISION", "AGE"], ["URL", "REF", "SUSPENDED", "SIGNED-BY"]),
     "syncs": (["NAME", "READY", "REVISION", "AGE"], ["SOURCE", "PATH", "OBJECTS", "SUSPENDED", "DRIFTGUARD"]),
 }
 ALIASES = {"tenant": "tenants", "tenants": "tenants",

@@ -18,7 +18,7 @@ JSON = dict[str, Any]
 
 def git_source(name: str, namespace: str, url: str, *, branch: str = "", tag: str = "", semver: str = "",
                commit: str = "", secret: str = "", interval: str = "1m", timeout: str = "",
-               ignore: str = "", insecure: bool = False) -> JSON:
+               ignore: str = "", insecure: bool = False, verify_mode: str = "", trust_policy: str = "") -> JSON:
     picked = [k for k, v in (("--branch", branch), ("--tag", tag), ("--semver", semver)) if v]
     if len(picked) > 1:
         raise UsageError(f"choose one of --branch, --tag, --semver (got {' and '.join(picked)})")
@@ -36,9 +36,20 @@ def git_source(name: str, namespace: str, url: str, *, branch: str = "", tag: st
     _durations(interval=interval, timeout=timeout)
     spec: JSON = {"url": url, "ref": ref, "interval": interval,
                   **_set(timeout=timeout, secretRef={"name": secret} if secret else None, ignore=ignore,
-                         insecure=insecure)}
+                         insecure=insecure, verify=_verify(verify_mode, trust_policy, tag or semver))}
     return {"apiVersion": API_VERSION, "kind": KIND_SOURCE,
             "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+
+
+def _verify(mode: str, policy: str, tagged: str) -> JSON | None:
+    """spec.verify from --verify-mode/--trust-policy: both or neither (mode defaults to HEAD)."""
+    if not mode and not policy:
+        return None
+    if not policy:
+        raise UsageError("--verify-mode needs --trust-policy NAME (the TrustPolicy whose keys must have signed)")
+    if mode == "Tag" and not tagged:
+        raise UsageError("--verify-mode Tag needs --tag or --semver (a tag object to verify)")
+    return {"mode": mode or "HEAD", "trustPolicy": policy}
 
 
 def sync(name: str, namespace: str, source: str, path: str, *, prune: bool = False,

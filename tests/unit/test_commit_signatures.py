@@ -314,3 +314,34 @@ def test_read_signed_reads_from_the_cache(tmp_path: Path) -> None:
     sha = repo.commit("one", *ssh_sign(key))
     git_dir = cache_dir(GitCache(tmp_path / "cache"), repo, "main")
     assert read_signed(git_dir, sha, "commit").signature.startswith(b"-----BEGIN SSH SIGNATURE-----")
+
+
+# --- the CLI: create flags and the wide column ----------------------------------------------------
+
+
+def test_create_source_verify_flags() -> None:
+    from kubectl_gitops.core.errors import UsageError
+    from kubectl_gitops.core.resources import git_source
+
+    obj = git_source("s", "n", "https://x/y", verify_mode="All", trust_policy="release")
+    assert obj["spec"]["verify"] == {"mode": "All", "trustPolicy": "release"}
+    assert git_source("s", "n", "https://x/y", trust_policy="p")["spec"]["verify"]["mode"] == "HEAD"
+    assert "verify" not in git_source("s", "n", "https://x/y")["spec"]
+    with pytest.raises(UsageError, match="needs --trust-policy"):
+        git_source("s", "n", "https://x/y", verify_mode="HEAD")
+    with pytest.raises(UsageError, match="needs --tag or --semver"):
+        git_source("s", "n", "https://x/y", verify_mode="Tag", trust_policy="p")
+    assert git_source("s", "n", "https://x/y", tag="v1", verify_mode="Tag", trust_policy="p")["spec"]["verify"]
+
+
+def test_get_sources_wide_shows_the_fingerprint() -> None:
+    from kubectl_gitops.cli.get_cmd import HEADERS, source_row
+
+    obj: JSON = {"metadata": {"name": "s", "namespace": "n"}, "spec": {"url": "u", "verify": {"trustPolicy": "p"}},
+                 "status": {"artifact": {"revision": "main@sha1:1", "verification": {
+                     "key": "alice", "fingerprint": "SHA256:abc", "mode": "HEAD"}}}}
+    base, extra = HEADERS["sources"]
+    row = source_row(obj, wide=True)
+    assert dict(zip(extra, row[len(base):-1], strict=True))["SIGNED-BY"] == "SHA256:abc"
+    del obj["status"]
+    assert source_row(obj, wide=True)[len(base) + extra.index("SIGNED-BY")] == "unverified"
