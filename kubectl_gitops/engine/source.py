@@ -16,6 +16,7 @@ whatever the policy.
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
@@ -48,6 +49,7 @@ from kubectl_gitops.core.trust import TrustPolicy, parse_trust_policy
 from kubectl_gitops.engine import record
 
 JSON = dict[str, Any]
+log = logging.getLogger(__name__)
 TRUST_POLICIES = ResourceInfo(GROUP, VERSION, KIND_TRUST_POLICY, "trustpolicies", False)
 
 
@@ -123,25 +125,53 @@ class SourceFetcher:
         good revision kept) and raised, so the Sync records it and nothing is built or applied."""
         if spec.verify is None:
             return None
+        trust: TrustPolicy | None = None
         try:
-            trust = self._trust_policy(spec.verify.trust_policy)
+            trust, raw = self._trust_policy(spec.verify.trust_policy)
             git_dir = self._cache_for(policy).path_for(split_credentials(spec.url)[0])
             verified = self._verify_objects(git_dir, spec, revision, trust, source)
         except (VerificationFailed, InvalidSpec) as err:
             failed = VerificationFailed(f"GitSource {spec.namespace}/{spec.name}: {err}")
+            if trust is not None and trust.mode == "warn":
+                log.warning("%s (TrustPolicy %s is in warn mode: syncing anyway)", failed, trust.name)
+                return {"mode": spec.verify.mode, "trustPolicy": trust.name, "commit": revision.sha,
+                        "warning": str(failed)[:1024]}
             self._record(source, spec, None, failed)
             raise failed from None
+        self._record_policy(raw, trust, spec, verified)
         return {"key": verified.key_name, "fingerprint": verified.fingerprint, "mode": spec.verify.mode,
                 "trustPolicy": trust.name, "commit": revision.sha}
 
-    def _trust_policy(self, name: str) -> TrustPolicy:
+    def _record_policy(self, raw: JSON, trust: TrustPolicy, spec: SourceSpec, verified: keys.Verified) -> None:
+        """TrustPolicy status: each key's fingerprint and the GitSources it last verified (best effort)."""
+        old = {str(k.get("name")): k for k in (raw.get("status") or {}).get("keys") or []}
+        user = f"{spec.namespace}/{spec.name}"
+        entries = []
+        for key in trust.keys:
+            entry: JSON = {"name": key.name, "type": key.type,
+                           "fingerprint": str(old.get(key.name, {}).get("fingerprint") or "")}
+            if key.type == "ssh":
+                entry["fingerprint"] = keys.parse_key(key.public_key, key.name).fingerprint
+            if key.name == verified.key_name:
+                entry["fingerprint"] = verified.fingerprint
+            used = [u for u in old.get(key.name, {}).get("usedBy") or [] if u != user]
+            entry["usedBy"] = sorted([*used, user] if key.name == verified.key_name else used)[:256]
+            entries.append(entry)
+        generation = int((raw.get("metadata") or {}).get("generation") or 0)
+        try:
+            self.kube.merge_patch(TRUST_POLICIES, trust.name, None,
+                                  {"status": {"observedGeneration": generation, "keys": entries}}, subresource="status")
+        except GitOpsError as err:
+            log.info("cannot record the status of TrustPolicy %s: %s", trust.name, err)
+
+    def _trust_policy(self, name: str) -> tuple[TrustPolicy, JSON]:
         try:
             found = self.kube.get(TRUST_POLICIES, name, None)
         except GitOpsError as err:
             raise VerificationFailed(f"cannot read TrustPolicy {name}: {err}") from None
         if found is None:
             raise VerificationFailed(f"TrustPolicy {name} (spec.verify.trustPolicy) not found")
-        return parse_trust_policy(found)
+        return parse_trust_policy(found), found
 
     def _verify_objects(self, git_dir: Path, spec: SourceSpec, revision: Revision, trust: TrustPolicy,
                         source: JSON) -> keys.Verified:

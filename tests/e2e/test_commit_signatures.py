@@ -8,6 +8,7 @@ and the reason, apply nothing from it, and leave the last good revision on the S
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -105,6 +106,9 @@ def test_ssh_signed_commits_sync_and_show_the_fingerprint(w: World, tmp_path: Pa
                             "trustPolicy": w.ns, "commit": sha}
     wide = w.gitops("get", "sources", "-o", "wide").stdout
     assert fingerprint(public, tmp_path) in wide
+    policy = json.loads(kubectl("get", "trustpolicy", w.ns, "-o", "json", kubeconfig=w.kubeconfig).stdout)
+    assert policy["status"]["keys"] == [{"name": "alice", "type": "ssh", "fingerprint": fingerprint(public, tmp_path),
+                                         "usedBy": [f"{w.ns}/src"]}]
 
 
 def test_unsigned_commit_on_the_branch_is_refused(w: World, tmp_path: Path) -> None:

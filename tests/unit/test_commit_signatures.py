@@ -345,3 +345,33 @@ def test_get_sources_wide_shows_the_fingerprint() -> None:
     assert dict(zip(extra, row[len(base):-1], strict=True))["SIGNED-BY"] == "SHA256:abc"
     del obj["status"]
     assert source_row(obj, wide=True)[len(base) + extra.index("SIGNED-BY")] == "unverified"
+
+
+def test_warn_mode_records_the_failure_and_goes_on(tmp_path: Path) -> None:
+    key, pub = ssh_key(tmp_path, "alice")
+    repo = Repo(tmp_path / "repo")
+    repo.commit("one", *ssh_sign(key))
+    bad = repo.commit("two, unsigned")
+    kube = FakeKube({("trustpolicies", "release"): {"metadata": {"name": "release"}, "spec": {
+        "mode": "warn", "keys": [{"name": "alice", "type": "ssh", "publicKey": pub}]}}})
+    fetch = SourceFetcher(kube, GitCache(tmp_path / "cache"))  # type: ignore[arg-type]
+    _, revision = fetch.fetch(source(repo.url, {"mode": "HEAD", "trustPolicy": "release"}))
+    assert revision.sha == bad
+    verification = kube.patches[-1]["status"]["artifact"]["verification"]
+    assert "key" not in verification and f"commit {bad} refused: it is not signed" in verification["warning"]
+
+
+def test_trust_policy_status_lists_fingerprints_and_users(tmp_path: Path) -> None:
+    key, pub = ssh_key(tmp_path, "alice")
+    _, other = ssh_key(tmp_path, "bob")
+    repo = Repo(tmp_path / "repo")
+    repo.commit("one", *ssh_sign(key))
+    kube = FakeKube({("trustpolicies", "release"): {"metadata": {"name": "release", "generation": 2}, "spec": {
+        "keys": [{"name": "alice", "type": "ssh", "publicKey": pub}, {"name": "bob", "type": "ssh",
+                                                                       "publicKey": other}]}}})
+    SourceFetcher(kube, GitCache(tmp_path / "cache")).fetch(  # type: ignore[arg-type]
+        source(repo.url, {"mode": "HEAD", "trustPolicy": "release"}))
+    policy_status = next(p["status"] for p in kube.patches if "keys" in p["status"])
+    assert policy_status == {"observedGeneration": 2, "keys": [
+        {"name": "alice", "type": "ssh", "fingerprint": keys.parse_key(pub).fingerprint, "usedBy": ["apps/app"]},
+        {"name": "bob", "type": "ssh", "fingerprint": keys.parse_key(other).fingerprint, "usedBy": []}]}
