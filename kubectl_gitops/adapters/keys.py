@@ -18,9 +18,11 @@ import base64
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -117,11 +119,10 @@ def _mpint(value: int) -> bytes:
 def parse_ssh_public_key(text: str, name: str = "key") -> SSHKey:
     """`ssh-ed25519 AAAA... comment` (or an allowed_signers line): InvalidSpec naming `name` if bad."""
     words = text.strip().split()
-    for i, word in enumerate(words):
-        if word in SSH_ALGORITHMS or word.startswith(("ssh-", "ecdsa-", "sk-")):
-            if i + 1 >= len(words):
-                break
-            return _ssh_key_from_blob(word, words[i + 1], name)
+    known = [i for i, word in enumerate(words) if word in SSH_ALGORITHMS and i + 1 < len(words)]
+    other = [i for i, word in enumerate(words) if word.startswith(("ssh-", "ecdsa-", "sk-")) and i + 1 < len(words)]
+    for i in known or other:  # a known algorithm first: a principal may start with "ssh-" too
+        return _ssh_key_from_blob(words[i], words[i + 1], name)
     raise InvalidSpec(f"key {name!r}: not an OpenSSH public key (expected e.g. 'ssh-ed25519 AAAA...'; "
                       f"supported: {', '.join(SSH_ALGORITHMS)})")
 
@@ -320,15 +321,20 @@ def _gpg(home: Path, args: Sequence[str], stdin: bytes | None, timeout: float) -
         raise VerificationFailed("cannot verify an OpenPGP signature: the gpg program is not installed "
                                  "(install gnupg on the machine that syncs)")
     env = {"GNUPGHOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"}
+    command = [binary, "--batch", "--no-tty", "--no-auto-key-retrieve", "--status-fd", "1", *args]
     try:
-        proc = subprocess.run([binary, "--batch", "--no-tty", "--no-auto-key-retrieve", "--status-fd", "1",
-                               *args], input=stdin or b"", capture_output=True, env=env, timeout=timeout,
-                              check=False)
-    except subprocess.TimeoutExpired:
-        raise VerificationFailed(f"gpg took more than {timeout:g}s") from None
+        proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=env, start_new_session=True)
     except OSError as err:
         raise VerificationFailed(f"cannot run gpg: {err.strerror}") from None
-    return proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
+    try:
+        out, err_out = proc.communicate(stdin or b"", timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # gpg and anything it started (its agent holds no pipe of ours)
+        proc.communicate()
+        raise VerificationFailed(f"gpg took more than {timeout:g}s") from None
+    return proc.returncode, out.decode(errors="replace"), err_out.decode(errors="replace")
 
 
 def pgp_fingerprints(home: Path, armored_key: str, name: str, timeout: float = GPG_TIMEOUT) -> list[str]:

@@ -113,3 +113,46 @@ def test_small_rsa_and_unknown_algorithms_are_refused_naming_the_key() -> None:
     blob = base64.b64encode(b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x01x").decode()
     with pytest.raises(InvalidSpec, match=r"key 'mismatch'"):
         keys.parse_key(f"ecdsa-sha2-nistp256 {blob}", "mismatch")
+
+
+def test_allowed_signers_principal_that_looks_like_an_algorithm(tmp_path: Path) -> None:
+    key = keygen(tmp_path, "ed25519", [])
+    pub = Path(f"{key}.pub").read_text().split()
+    assert keys.parse_key(f"ssh-deployer@example {pub[0]} {pub[1]}", "k").fingerprint == fingerprint(
+        Path(f"{key}.pub"))
+
+
+def test_gpg_missing_is_a_clear_verification_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(VerificationFailed, match="the gpg program is not installed"):
+        keys.verify_pgp(b"-----BEGIN PGP SIGNATURE-----", b"data", [("k", "-----BEGIN PGP PUBLIC KEY BLOCK-----")])
+
+
+def test_gpg_that_hangs_is_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "gpg"
+    fake.write_text("#!/bin/sh\nsleep 30 &\nsleep 30\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    with pytest.raises(VerificationFailed, match=r"gpg took more than 0.5s"):
+        keys.verify_pgp(b"sig", b"data", [("k", "-----BEGIN PGP PUBLIC KEY BLOCK-----")], timeout=0.5)
+
+
+def test_an_unimportable_pgp_key_is_named() -> None:
+    with pytest.raises(InvalidSpec, match="key 'junk': gpg cannot import it"):
+        keys.verify_pgp(b"sig", b"data", [("junk", "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nAAAA\n"
+                                                   "-----END PGP PUBLIC KEY BLOCK-----\n")])
+
+
+@pytest.mark.parametrize(("status", "message"), [
+    ("[GNUPG:] EXPKEYSIG ABCDEF Ada", "ABCDEF which has expired"),
+    ("[GNUPG:] REVKEYSIG ABCDEF Ada", "ABCDEF which is revoked"),
+    ("[GNUPG:] BADSIG ABCDEF Ada", "bad OpenPGP signature by key ABCDEF"),
+    ("[GNUPG:] ERRSIG ABCDEF 22 10 00 1700000000 9 -", "ABCDEF which is not trusted"),
+    ("[GNUPG:] ERRSIG ABCDEF 22 10 00 1700000000 4 -", "error code 4"),
+    ("[GNUPG:] NODATA 1", "malformed"),
+    ("", "did not report a good signature"),
+    ("[GNUPG:] GOODSIG ABCDEF Ada\n[GNUPG:] VALIDSIG F1 2026-01-01 1 0 4 0 22 10 00 F0", "F0 which is not trusted"),
+])
+def test_gpg_status_lines(status: str, message: str) -> None:
+    with pytest.raises(VerificationFailed, match=message):
+        keys._pgp_result(status, {"AAAA": "known"})
