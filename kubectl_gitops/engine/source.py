@@ -136,7 +136,7 @@ class SourceFetcher:
                 log.warning("%s (TrustPolicy %s is in warn mode: syncing anyway)", failed, trust.name)
                 return {"mode": spec.verify.mode, "trustPolicy": trust.name, "commit": revision.sha,
                         "warning": str(failed)[:1024]}
-            self._record(source, spec, None, failed)
+            self._record(source, spec, None, failed, fetched=revision)
             raise failed from None
         self._record_policy(raw, trust, spec, verified)
         return {"key": verified.key_name, "fingerprint": verified.fingerprint, "mode": spec.verify.mode,
@@ -242,11 +242,15 @@ class SourceFetcher:
                               ssh_known_hosts=data.get("known_hosts", ""), ca_file=ca_file)
 
     def _record(self, source: JSON, spec: SourceSpec, revision: Revision | None, err: GitOpsError | None,
-                verification: JSON | None = None) -> None:
+                verification: JSON | None = None, fetched: Revision | None = None) -> None:
+        """`fetched`: a revision fetched but refused (verification), recorded as lastFetchedRevision."""
         generation = int((source.get("metadata") or {}).get("generation") or 0)
         old = source.get("status") or {}
         at = record.now()
         status: JSON = {"observedGeneration": generation}
+        seen = fetched or revision
+        if seen is not None:
+            status["lastFetchedRevision"] = seen.ref
         if revision is not None:
             message = f"stored artifact for revision '{revision.ref}'"
             status["conditions"] = record.conditions_for(old.get("conditions"), ready=True, reason="Succeeded",

@@ -88,6 +88,7 @@ def assert_refused(w: World, good: str, bad: str, reason: str, new_object: str, 
     assert ready["reason"] == "VerificationFailed" and bad in ready["message"]
     source = w.source_status()
     assert source["artifact"]["revision"].endswith(good)
+    assert source["lastFetchedRevision"].endswith(w.repo.head())  # seen, refused, recorded
     source_ready = next(c for c in source["conditions"] if c["type"] == "Ready")
     assert source_ready["reason"] == "VerificationFailed" and reason in source_ready["message"]
     assert not w.exists("configmap", new_object), f"{new_object} was applied from the refused {what}"
@@ -149,6 +150,19 @@ def test_key_outside_its_validity_window_is_refused(w: World, tmp_path: Path,
     monkeypatch.setenv("GIT_COMMITTER_DATE", "2026-03-01T00:00:00Z")
     bad = ssh_commit(w.repo, key, "signed after the key was retired")
     assert_refused(w, good, bad, "outside its validity window", "late")
+
+
+def test_all_mode_refuses_an_unsigned_commit_under_a_signed_head(w: World, tmp_path: Path) -> None:
+    key, public = ssh_key(tmp_path, "alice")
+    write_cm(w, "one")
+    good = ssh_commit(w.repo, key, "one")
+    trust(w, {"name": "alice", "type": "ssh", "publicKey": public})
+    setup(w, "All")
+    w.sync_ok("app")
+    write_cm(w, "evil")
+    sneaked = w.repo.commit("unsigned, hidden under a signed commit")
+    ssh_commit(w.repo, key, "signed on top")
+    assert_refused(w, good, sneaked, "it is not signed", "evil")
 
 
 def test_signed_tag_moved_to_an_unsigned_commit_is_refused(w: World, tmp_path: Path) -> None:
