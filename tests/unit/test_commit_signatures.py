@@ -375,3 +375,15 @@ def test_trust_policy_status_lists_fingerprints_and_users(tmp_path: Path) -> Non
     assert policy_status == {"observedGeneration": 2, "keys": [
         {"name": "alice", "type": "ssh", "fingerprint": keys.parse_key(pub).fingerprint, "usedBy": ["apps/app"]},
         {"name": "bob", "type": "ssh", "fingerprint": keys.parse_key(other).fingerprint, "usedBy": []}]}
+
+
+def test_operator_may_read_trust_policies_and_record_their_status() -> None:
+    import yaml
+
+    root = Path(__file__).resolve().parents[2] / "manifests"
+    roles = [d for d in yaml.safe_load_all((root / "install" / "rbac.yaml").read_text())
+             if d and d["kind"] == "ClusterRole" and d["metadata"]["name"] == "kubectl-gitops-operator"]
+    rules = roles[0]["rules"]
+    assert any("trustpolicies" in r["resources"] and "get" in r["verbs"] for r in rules)
+    assert any("trustpolicies/status" in r["resources"] and "patch" in r["verbs"] for r in rules)
+    assert "trustpolicies.yaml" in (root / "crds" / "kustomization.yaml").read_text()
