@@ -276,6 +276,9 @@ def verify_sshsig(armored: str | bytes, message: bytes, keys: Sequence[tuple[str
     match = [name for name, key in keys if key.blob == sig.key.blob]
     if not match:
         raise VerificationFailed(f"signed by key {sig.key.fingerprint} which is not trusted")
+    if sig.sig_algorithm == "ssh-rsa":
+        raise VerificationFailed(f"the signature by key {match[0]!r} uses ssh-rsa (SHA-1), which is refused; "
+                                 "sign with rsa-sha2-512 (any current ssh-keygen does)")
     try:
         _verify_raw(sig.key, sig.sig_algorithm, sig.signature,
                     _signed_data(sig.namespace, sig.hash_algorithm, message))

@@ -18,7 +18,8 @@ from kubectl_gitops.adapters import keys
 from kubectl_gitops.core.errors import VerificationFailed
 from kubectl_gitops.core.spec import InvalidSpec
 
-KEY_TYPES = [("ed25519", []), ("ecdsa", ["-b", "256"]), ("ecdsa", ["-b", "384"]), ("rsa", ["-b", "2048"])]
+KEY_TYPES = [("ed25519", []), ("ecdsa", ["-b", "256"]), ("ecdsa", ["-b", "384"]), ("ecdsa", ["-b", "521"]),
+             ("rsa", ["-b", "2048"])]
 
 
 def keygen(tmp: Path, kind: str, extra: list[str], name: str = "id") -> Path:
@@ -156,3 +157,29 @@ def test_an_unimportable_pgp_key_is_named() -> None:
 def test_gpg_status_lines(status: str, message: str) -> None:
     with pytest.raises(VerificationFailed, match=message):
         keys._pgp_result(status, {"AAAA": "known"})
+
+
+def test_sha256_ssh_signature_verifies(tmp_path: Path) -> None:
+    key = keygen(tmp_path, "ed25519", [])
+    parsed = keys.parse_key(Path(f"{key}.pub").read_text(), "alice")
+    done = subprocess.run(["ssh-keygen", "-Y", "sign", "-n", "git", "-f", str(key), "-O", "hashalg=sha256"],
+                          input=b"data", capture_output=True, check=True)
+    sig = keys.parse_sshsig(done.stdout)
+    assert sig.hash_algorithm == "sha256"
+    assert keys.verify_sshsig(done.stdout, b"data", [("alice", parsed)]).key_name == "alice"
+
+
+def test_sha1_rsa_signatures_are_refused(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    key = keygen(tmp_path, "rsa", ["-b", "2048"])
+    private = serialization.load_ssh_private_key(key.read_bytes(), None)
+    assert isinstance(private, rsa.RSAPrivateKey)
+    public = keys.parse_key(Path(f"{key}.pub").read_text(), "old")
+    raw = private.sign(keys._signed_data("git", "sha512", b"data"), padding.PKCS1v15(), hashes.SHA1())
+    blob = (b"SSHSIG" + (1).to_bytes(4, "big") + keys._string(public.blob) + keys._string(b"git") + keys._string(b"")
+            + keys._string(b"sha512") + keys._string(keys._string(b"ssh-rsa") + keys._string(raw)))
+    armored = "-----BEGIN SSH SIGNATURE-----\n" + base64.b64encode(blob).decode() + "\n-----END SSH SIGNATURE-----\n"
+    with pytest.raises(VerificationFailed, match=r"uses ssh-rsa \(SHA-1\), which is refused"):
+        keys.verify_sshsig(armored, b"data", [("old", public)])
