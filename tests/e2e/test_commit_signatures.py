@@ -99,7 +99,11 @@ def test_ssh_signed_commits_sync_and_show_the_fingerprint(w: World, tmp_path: Pa
     write_cm(w, "one")
     sha = ssh_commit(w.repo, key, "one")
     trust(w, {"name": "alice", "type": "ssh", "publicKey": public})
-    setup(w)
+    w.gitops("create", "source", "src", "--url", w.repo.url, "--branch", "main", "--verify-mode", "HEAD",
+             "--trust-policy", w.ns)
+    w.create_sync("app", "--path", "apps", "--prune", "true")
+    assert (w.get("gitsources.kubectl-gitops.dev", "src") or {})["spec"]["verify"] == {"mode": "HEAD",
+                                                                                      "trustPolicy": w.ns}
     w.sync_ok("app")
     assert w.exists("configmap", "one")
     verification = w.source_status()["artifact"]["verification"]
