@@ -58,6 +58,12 @@ class TrustPolicy:
     def keys_of(self, key_type: str) -> tuple[TrustedKey, ...]:
         return tuple(k for k in self.keys if k.type == key_type)
 
+    def covers(self, namespace: str, sync: str = "", tenant: str = "") -> bool:
+        """Whether the scope names this namespace, this Sync (its name, in `namespace`) or this tenant:
+        for admission to require verification there (empty scope lists cover nothing)."""
+        return (namespace in self.scope.namespaces or (bool(tenant) and tenant in self.scope.tenants)
+                or (bool(sync) and f"{namespace}/{sync}" in self.scope.syncs))
+
 
 def _time(value: Any, where: str) -> datetime | None:
     if value in (None, ""):

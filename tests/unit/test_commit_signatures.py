@@ -387,3 +387,13 @@ def test_operator_may_read_trust_policies_and_record_their_status() -> None:
     assert any("trustpolicies" in r["resources"] and "get" in r["verbs"] for r in rules)
     assert any("trustpolicies/status" in r["resources"] and "patch" in r["verbs"] for r in rules)
     assert "trustpolicies.yaml" in (root / "crds" / "kustomization.yaml").read_text()
+
+
+def test_trust_policy_scope() -> None:
+    scoped = parse_trust_policy({"metadata": {"name": "p"}, "spec": {
+        "keys": [{"name": "k", "type": "ssh", "publicKey": "ssh-ed25519 AAAA"}],
+        "scope": {"namespaces": ["apps"], "syncs": ["web/front"], "tenants": ["team-a"]}}})
+    assert scoped.covers("apps")
+    assert scoped.covers("web", sync="front") and not scoped.covers("web", sync="back")
+    assert scoped.covers("team-a-dev", tenant="team-a") and not scoped.covers("other", tenant="team-b")
+    assert not scoped.covers("other")
