@@ -29,7 +29,14 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from kubectl_gitops.constants import ANNOTATION_FIELDS, FIELD_MANAGER
+from kubectl_gitops.constants import (
+    ANNOTATION_DIGEST,
+    ANNOTATION_FIELDS,
+    ANNOTATION_REVISION,
+    FIELD_MANAGER,
+    LABEL_SYNC,
+    LABEL_SYNC_NAMESPACE,
+)
 from kubectl_gitops.core.managed_fields import MISSING, format_path
 
 Trie = dict[str, Any]
@@ -56,13 +63,25 @@ def declared_trie(manifest: Mapping[str, Any]) -> Trie:
         if key in _IDENTITY or value is None:
             continue
         if key == "metadata" and isinstance(value, Mapping):
-            meta = {k: v for k, v in value.items() if k not in _META_IDENTITY}
+            meta = {k: _without_stamps(k, v) for k, v in value.items() if k not in _META_IDENTITY}
             sub = _trie(meta, 1)
             if sub:
                 out[key] = sub
             continue
         out[key] = _trie(value, 1)
     return out
+
+
+_STAMPS: Final = frozenset({LABEL_SYNC, LABEL_SYNC_NAMESPACE, ANNOTATION_REVISION, ANNOTATION_DIGEST})
+"""The engine's own bookkeeping on every object: never recorded (it is on every object, so it
+would only make each one bigger; the guard protects the ownership labels by a rule of their own,
+and a changed revision or digest is rewritten by the next sync)."""
+
+
+def _without_stamps(key: str, value: Any) -> Any:
+    if key in ("labels", "annotations") and isinstance(value, Mapping) and not _STAMPS.isdisjoint(value):
+        return {k: v for k, v in value.items() if k not in _STAMPS}
+    return value
 
 
 def _trie(value: Any, depth: int) -> Trie:

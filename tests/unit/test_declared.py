@@ -208,3 +208,18 @@ def test_an_empty_list_in_git_that_the_server_records_no_owner_for_is_not_lost()
     assert declared.ownership_lost({**vwc, "metadata": {"name": "v"}}, obj) == []
     assert declared.ownership_lost({**vwc, "metadata": {"name": "v"}, "webhooks": [{"name": "w"}]}, obj) == [
         ("webhooks",)]
+
+
+def test_the_engines_own_stamps_are_not_recorded() -> None:
+    """Every object carries them: recording them would only make each one bigger."""
+    from kubectl_gitops.core.plan import stamp
+
+    stamped = stamp(DEPLOYMENT, "apps", "team", "main@sha1:" + "a" * 40)
+    trie = declared.decode(stamped["metadata"]["annotations"][ANNOTATION_FIELDS])
+    assert trie is not None
+    assert set(trie["metadata"]["labels"]) == {"app"}
+    assert set(trie["metadata"]["annotations"]) == {ANNOTATION_FIELDS}
+    with_prune = json.loads(json.dumps(DEPLOYMENT))
+    with_prune["metadata"]["annotations"] = {"kubectl-gitops.dev/prune": "disabled"}
+    kept = declared.decode(stamp(with_prune, "apps", "team", "r")["metadata"]["annotations"][ANNOTATION_FIELDS])
+    assert kept is not None and "kubectl-gitops.dev/prune" in kept["metadata"]["annotations"]  # Git's, kept

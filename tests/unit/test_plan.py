@@ -328,7 +328,7 @@ def test_stamp_returns_a_labelled_copy():
     assert set(annotations) == {constants.ANNOTATION_REVISION, constants.ANNOTATION_DIGEST,
                                 constants.ANNOTATION_FIELDS}
     fields = json.loads(annotations[constants.ANNOTATION_FIELDS])
-    assert fields["metadata"]["labels"][constants.LABEL_SYNC] == {}
+    assert fields["metadata"]["labels"] == {"app.kubernetes.io/name": {}}  # the engine's stamps are not Git's
     assert fields["metadata"]["annotations"][constants.ANNOTATION_FIELDS] == {}
     assert fields["spec"]["template"]["spec"]["containers"] == {}  # lists are leaves
     assert original == GIT_DEPLOYMENT
