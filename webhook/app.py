@@ -145,14 +145,8 @@ def create_app(lookup_factory: Callable[[], SyncLookup], parent_fetcher: ParentF
     def validate_failed(req: AdmissionRequest, err: Exception) -> AdmissionResponse:
         if not needs_judgement(req):
             return allow(req, "ErrorNotJudged")
-        if in_break_glass(req, break_glass_group):
-            return allow(req, "ErrorBreakGlass", warnings=("break-glass: drift guard failed; change let through",),
-                         audit_annotations={"drift-guard": "break-glass-on-error"})
-        return AdmissionResponse(
-            uid=req.uid, allowed=False, code=500, reason="ErrorDenied",
-            message=(f"kubectl-gitops drift guard could not decide ({type(err).__name__}); a change to a "
-                     f"GitOps-managed object is refused until it can. Retry in a moment.\n"
-                     f"If this persists, a member of {break_glass_group or 'the break-glass group'} may proceed."))
+        return _fail_closed(req, break_glass_group, "drift-guard", "drift guard", "change",
+                            f"({type(err).__name__}); a change to a GitOps-managed object is refused")
 
     def mutate(req: AdmissionRequest) -> AdmissionResponse:
         ops = stamp_patch(req, lookup.get(), _tenant_label(req, facts))
@@ -183,6 +177,19 @@ def create_app(lookup_factory: Callable[[], SyncLookup], parent_fetcher: ParentF
     return app
 
 
+def _fail_closed(req: AdmissionRequest, group: str, key: str, check: str, noun: str,
+                 why: str) -> AdmissionResponse:
+    """A check that could not decide: break-glass passes with a warning, everyone else is refused
+    (a well-formed denial, never an HTTP error that failurePolicy Ignore would admit)."""
+    if in_break_glass(req, group):
+        return allow(req, "ErrorBreakGlass", warnings=(f"break-glass: {check} check failed; {noun} let through",),
+                     audit_annotations={key: "break-glass-on-error"})
+    return AdmissionResponse(
+        uid=req.uid, allowed=False, code=500, reason="ErrorDenied",
+        message=(f"kubectl-gitops {check} could not decide {why} until it can. Retry in a moment.\n"
+                 f"If this persists, a member of {group or 'the break-glass group'} may proceed."))
+
+
 def _validate_unreadable(uid: str, err: MalformedReview) -> AdmissionResponse:
     return AdmissionResponse(
         uid=uid, allowed=False, code=400, reason="MalformedDenied",
@@ -199,14 +206,8 @@ def _tenancy_handlers(facts: _Lazy[TenantFacts], break_glass_group: str) -> _Han
         return tenancy.review(req, facts.get())
 
     def tenancy_failed(req: AdmissionRequest, err: Exception) -> AdmissionResponse:
-        if in_break_glass(req, break_glass_group):
-            return allow(req, "ErrorBreakGlass", warnings=("break-glass: tenancy check failed; request let through",),
-                         audit_annotations={"tenancy": "break-glass-on-error"})
-        return AdmissionResponse(
-            uid=req.uid, allowed=False, code=500, reason="ErrorDenied",
-            message=(f"kubectl-gitops tenancy could not decide ({type(err).__name__}: {str(err)[:200]}); "
-                     f"requests of tenants are refused until it can. Retry in a moment.\n"
-                     f"If this persists, a member of {break_glass_group or 'the break-glass group'} may proceed."))
+        return _fail_closed(req, break_glass_group, "tenancy", "tenancy", "request",
+                            f"({type(err).__name__}: {str(err)[:200]}); requests of tenants are refused")
 
     return _Handlers(judge_tenancy, tenancy_failed, _tenancy_unreadable)
 
