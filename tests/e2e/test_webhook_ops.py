@@ -40,6 +40,7 @@ import yaml
 
 from kubectl_gitops.constants import LABEL_SYNC, SYSTEM_NAMESPACE
 from tests.e2e.gitrepo import GitRepo
+from tests.e2e.webhookworld import webhook_cluster
 from tests.helpers import Run, gitops, kubectl, run
 
 CLUSTER = "webhook-ops"
@@ -88,20 +89,8 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def wh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    up = gitops("dev", "up", "--name", CLUSTER, "--webhook", check=False, timeout=5400)
-    if up.returncode != 0:
-        pytest.fail(f"the dev control plane with the webhook did not start:\n{up.output}", pytrace=False)
-    try:
-        admin = gitops("dev", "kubeconfig", "--name", CLUSTER, "--path").stdout.strip()
-        users = {"admin": admin}
-        home = tmp_path_factory.mktemp("users")
-        for user in ("bob", "eve"):
-            path = home / f"{user}.kubeconfig"
-            path.write_text(gitops("dev", "kubeconfig", "--name", CLUSTER, "--user", user, "--group", "devs").stdout)
-            users[user] = str(path)
-        yield Cluster(CLUSTER, Path(admin).parent, admin, users)
-    finally:
-        gitops("dev", "down", "--name", CLUSTER, check=False)
+    for world in webhook_cluster(CLUSTER, tmp_path_factory, (("bob", "devs"), ("eve", "devs"))):
+        yield Cluster(world.name, Path(world.kubeconfig).parent, world.kubeconfig, world.users)
 
 
 def _guard_entry(kubeconfig: str) -> dict[str, Any]:

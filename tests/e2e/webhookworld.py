@@ -79,7 +79,12 @@ class Cluster:
     users: dict[str, str]  # user name -> kubeconfig path (admin included)
 
 
-def webhook_cluster(name: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+USERS = (("bob", "devs"), ("alice", BREAK_GLASS_GROUP))
+"""(user, group) made by `webhook_cluster` unless a module asks for others."""
+
+
+def webhook_cluster(name: str, tmp_path_factory: pytest.TempPathFactory,
+                    people: tuple[tuple[str, str], ...] = USERS) -> Iterator[Cluster]:
     """Body of a module's `wh` fixture: start the named control plane with the webhook, stop it after."""
     up = gitops("dev", "up", "--name", name, "--webhook", check=False, timeout=5400)
     if up.returncode != 0:
@@ -88,14 +93,15 @@ def webhook_cluster(name: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         admin = gitops("dev", "kubeconfig", "--name", name, "--path").stdout.strip()
         home = tmp_path_factory.mktemp("users")
         users = {"admin": admin}
-        for user, group in (("bob", "devs"), ("alice", BREAK_GLASS_GROUP)):
+        for user, group in people:
             path = home / f"{user}.kubeconfig"
             path.write_text(gitops("dev", "kubeconfig", "--name", name, "--user", user, "--group", group).stdout)
             users[user] = str(path)
         # Break-glass members get ordinary edit rights; their group is what the guard looks at.
-        _apply(admin, kubectl("create", "clusterrolebinding", "e2e-break-glass-edit", "--clusterrole=edit",
-                              f"--group={BREAK_GLASS_GROUP}", "--dry-run=client", "-o", "yaml",
-                              kubeconfig=admin).stdout)
+        if any(group == BREAK_GLASS_GROUP for _, group in people):
+            _apply(admin, kubectl("create", "clusterrolebinding", "e2e-break-glass-edit", "--clusterrole=edit",
+                                  f"--group={BREAK_GLASS_GROUP}", "--dry-run=client", "-o", "yaml",
+                                  kubeconfig=admin).stdout)
         yield Cluster(name, admin, users)
     finally:
         gitops("dev", "down", "--name", name, check=False)
