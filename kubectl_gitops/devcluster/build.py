@@ -91,6 +91,27 @@ def ensure_built(progress: Progress, root: Path | None = None) -> Binaries:
     return bins
 
 
+def kubectl_path(root: Path | None = None) -> Path:
+    """Where the kubectl matching the dev API server's version is cached (it may not exist yet)."""
+    return (root or cache_root()) / "bin" / f"kubectl-{versions.KUBE_VERSION}" / "kubectl"
+
+
+def ensure_kubectl(progress: Progress, root: Path | None = None) -> Path:
+    """kubectl at the dev API server's version, built once from the same pinned modules.
+
+    A kubectl outside the version-skew policy is many times slower at server-side apply (it
+    re-parses the OpenAPI document per request), so tests and benchmarks use this one.
+    """
+    path = kubectl_path(root)
+    if path.is_file() and os.access(path, os.X_OK):
+        return path
+    go = _find_go()
+    with _build_lock((root or cache_root()) / "bin"):
+        if not path.is_file():
+            _build_kubectl(go, path.parent, progress)
+    return path
+
+
 def _find_go() -> str:
     go = shutil.which("go")
     if go is None:
@@ -209,6 +230,20 @@ def _build_kubernetes(go: str, dest: Path, progress: Progress) -> None:
                      "-ldflags", _version_ldflags(kube), "-o", tmp + "/", *pkgs],
                 work, progress, "compiling Kubernetes")
         _install(Path(tmp), dest, versions.KUBE_BINARIES)
+
+
+def _build_kubectl(go: str, dest: Path, progress: Progress) -> None:
+    kube = versions.KUBE_VERSION
+    progress(f"building kubectl {kube} from Go modules (first use only; a few minutes on 2 cores)")
+    work = _workdir(dest, f"kubectl-{kube}")
+    header = ["module kubectl-gitops.dev/devbuild/kubectl", "", "go 1.26.0", ""]
+    (work / "go.mod").write_text("\n".join(header + _staging_replaces(go, work, kube)) + "\n")
+    _run_go(go, ["get", "-tool", f"k8s.io/kubernetes/cmd/kubectl@{kube}",
+                 f"google.golang.org/protobuf@{versions.PROTOBUF_MIN}"], work, progress, "resolving kubectl modules")
+    with tempfile.TemporaryDirectory(dir=work) as tmp:
+        _run_go(go, ["build", "-p", "2", "-trimpath", "-ldflags", _version_ldflags(kube), "-o", tmp + "/kubectl",
+                     "k8s.io/kubernetes/cmd/kubectl"], work, progress, "compiling kubectl")
+        _install(Path(tmp), dest, ("kubectl",))
 
 
 def _build_kwok(go: str, dest: Path, progress: Progress) -> None:
