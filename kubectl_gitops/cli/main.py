@@ -28,6 +28,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "sync": ("kubectl_gitops.cli.sync_cmd", "sync", "Reconcile a Sync now: fetch, build, apply, prune."),
     "get": ("kubectl_gitops.cli.get_cmd", "get", "List GitSources, Syncs or Tenants."),
     "delete": ("kubectl_gitops.cli.delete_cmd", "delete", "Delete a Sync (pruning its objects), GitSource or Tenant."),
+    "build": ("kubectl_gitops.cli.build_cmd", "build", "Print the YAML a sync would apply (--offline for CI)."),
+    "diff": ("kubectl_gitops.cli.diff_cmd", "diff", "Show what a sync would change (exit 1 on differences)."),
+    "drift": ("kubectl_gitops.cli.drift_cmd", "drift", "List fields Git owns that someone else changed."),
+    "tree": ("kubectl_gitops.cli.tree_cmd", "tree", "Show a Sync's objects by namespace and kind."),
+    "trace": ("kubectl_gitops.cli.trace_cmd", "trace", "Show which Sync applied an object, from where."),
     "suspend": ("kubectl_gitops.cli.suspend_cmd", "suspend", "Suspend a Sync or GitSource."),
     "resume": ("kubectl_gitops.cli.suspend_cmd", "resume", "Resume a Sync or GitSource."),
     # Loaded by name so the CLI layer never imports Flask; the command lives with the webhook.

@@ -71,6 +71,16 @@ class SyncReport:
         return f"{self.namespace}/{self.name}"
 
 
+@dataclass(frozen=True)
+class Rendered:
+    """What a sync would apply (`Engine.render`): the revision, the objects, and the values from
+    Secrets that went into them (to mask in anything shown)."""
+
+    revision: str
+    objects: list[JSON]
+    secrets: tuple[str, ...] = ()
+
+
 @dataclass
 class _Run:
     """Mutable facts gathered along one run."""
@@ -156,6 +166,29 @@ class Engine:
             record.require_installed(self.kube)
             raise GitOpsError(f"Sync {namespace}/{name} not found")
         return found
+
+    def render(self, sync: JSON, tree: Tree | None = None, path: str | None = None) -> Rendered:
+        """What a sync of `sync` (a Sync object) would apply now, stamped and namespaced, writing
+        nothing itself: built from the source's revision, or from `tree` (a local work tree) with
+        `path` in place of spec.path. The very steps a run takes (tenant checks included), for
+        `kubectl gitops build` and `diff` (engine/inspect.py)."""
+        spec = parse_sync(sync)
+        if path is not None:
+            spec = replace(spec, path=path)
+        run = _Run(spec, sync, self.clock(), record.now())
+        run.scope = scope = scope_for(self.kube, spec.namespace)
+        self._check_sync(spec, scope)
+        if tree is None:
+            source_obj, policy = self._source(spec, scope)
+            with self.fetcher.checkout(source_obj, policy) as fetched:
+                desired = self._build(spec, fetched, run)
+                revision = fetched.revision
+        else:
+            desired = self._build(spec, tree, run)
+            revision = tree.revision
+        if scope is not None:
+            self._check_rendered(spec, scope, desired)
+        return Rendered(revision, desired, run.secrets)
 
     # ------------------------------------------------------------ the steps
 
