@@ -67,7 +67,7 @@ def _echo(link: Any, depth: int) -> None:
         ("Drift", _drift(link)),
     ]
     if depth:
-        click.echo(f"{pad}applied by:")
+        click.echo(f"{'  ' * (depth - 1)}applied by:")
     for key, value in rows:
         if value:
             click.echo(f"{pad}{key + ':':<10} {value}")
