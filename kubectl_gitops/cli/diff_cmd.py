@@ -51,6 +51,7 @@ def diff(ctx: click.Context, name: str, local: str | None, revision: str | None,
         report = inspector.diff(sync, inspector.render(sync, local, revision))
     data = {"sync": report.sync, "revision": report.revision, "differs": report.differs,
             "counts": {**report.counts(), "unchanged": report.unchanged},
+            "keptWithoutPrune": [ref.display for ref in report.kept], "suspended": report.suspended,
             "objects": [{"object": d.ref.display, "action": d.action, "diff": d.text} for d in report.objects]}
     if not emit(data, output):
         painted = use_colour(color, sys.stdout.isatty(), os.environ)
@@ -59,5 +60,11 @@ def diff(ctx: click.Context, name: str, local: str | None, revision: str | None,
         counts = report.counts()
         summary = ", ".join(f"{counts[a]} to be {VERBS[a]}" for a in VERBS if counts[a]) or "no differences"
         click.echo(f"{report.sync} at {report.revision}: {summary} ({report.unchanged} unchanged)", err=True)
+        if report.kept:
+            names = ", ".join(ref.display for ref in report.kept[:5]) + (" ..." if len(report.kept) > 5 else "")
+            click.echo(f"  {len(report.kept)} object(s) left Git but stay in the cluster (the Sync does not "
+                       f"prune): {names}", err=True)
+        if report.suspended:
+            click.echo("  the Sync is suspended: a sync changes nothing until it is resumed", err=True)
     ctx.exit(1 if report.differs else 0)
 

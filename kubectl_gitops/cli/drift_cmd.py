@@ -32,6 +32,7 @@ def drift(ctx: click.Context, name: str | None, all_namespaces: bool, kubeconfig
     """List what drifted from Git in Sync NAME (or every Sync): exit 0 none, 1 drift, 2 error."""
     from kubectl_gitops.cli.context import connect, namespace_of
     from kubectl_gitops.core.errors import UsageError
+    from kubectl_gitops.core.inspection import printable
     from kubectl_gitops.engine.provenance import Provenance
 
     opts = merged(ctx, kubeconfig_, context_, namespace_, output)
@@ -48,7 +49,8 @@ def drift(ctx: click.Context, name: str | None, all_namespaces: bool, kubeconfig
                                               "drift": [_item(o) for o in r.objects]} for r in reports]}
     if not emit(data, output):
         if rows:
-            click.echo(table(["SYNC", "OBJECT", "FIELD", "VALUE", "CHANGED BY"], rows))
+            click.echo(table(["SYNC", "OBJECT", "FIELD", "VALUE", "CHANGED BY"],
+                             [[printable(cell) for cell in row] for row in rows]))
         checked = sum(r.checked for r in reports)
         drifted = sum(len(r.objects) for r in reports)
         click.echo(f"{drifted} of {checked} object(s) in {len(reports)} Sync(s) drifted from Git", err=True)

@@ -53,6 +53,8 @@ def _link(link: Any) -> JSON:
 
 
 def _echo(link: Any, depth: int) -> None:
+    from kubectl_gitops.core.inspection import printable
+
     pad = "  " * depth
     rows = [
         ("Object", link.object),
@@ -70,9 +72,9 @@ def _echo(link: Any, depth: int) -> None:
         click.echo(f"{'  ' * (depth - 1)}applied by:")
     for key, value in rows:
         if value:
-            click.echo(f"{pad}{key + ':':<10} {value}")
+            click.echo(f"{pad}{key + ':':<10} {printable(value)}")
     if link.problem:
-        click.echo(f"{pad}{'Warning:':<10} {link.problem}")
+        click.echo(f"{pad}{'Warning:':<10} {printable(link.problem)}")
 
 
 def _drift(link: Any) -> str:

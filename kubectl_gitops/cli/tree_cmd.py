@@ -20,7 +20,7 @@ def tree(ctx: click.Context, name: str, kubeconfig_: str | None, context_: str |
          output: str | None) -> None:
     """Show what the Sync NAME applied, grouped by namespace and kind, Syncs it applies nested."""
     from kubectl_gitops.cli.context import connect, namespace_of
-    from kubectl_gitops.core.inspection import tree_lines
+    from kubectl_gitops.core.inspection import printable, tree_lines
     from kubectl_gitops.engine.provenance import Provenance
 
     opts = merged(ctx, kubeconfig_, context_, namespace_, output)
@@ -29,9 +29,9 @@ def tree(ctx: click.Context, name: str, kubeconfig_: str | None, context_: str |
     data = prov.tree(prov.sync(namespace_of(opts, kube), name))
     if not emit(data, output):
         root = as_node(data)
-        click.echo(root["label"])
+        click.echo(printable(root["label"]))
         for line in tree_lines(root):
-            click.echo(line)
+            click.echo(printable(line))
 
 
 def as_node(sync: JSON) -> JSON:

@@ -11,6 +11,7 @@ happened to the cluster, `diff` is what Git would change.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -94,6 +95,15 @@ def _touches(fields: Any, path: Sequence[str]) -> bool:
 
 def _render(path: Sequence[str]) -> str:
     return format_path(path)
+
+
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` safe for a terminal: control characters (escape sequences among them) shown as `?`.
+    Field manager names, values and URLs are whatever a client wrote."""
+    return _CONTROL.sub("?", text)
 
 
 # ------------------------------------------------------------------ kinds by the names people type

@@ -33,6 +33,8 @@ Trie = Mapping[str, Any]
 MASK: Final = "***"
 STAMPS: Final = frozenset({ANNOTATION_REVISION, ANNOTATION_DIGEST, ANNOTATION_FIELDS})
 MAX_DEPTH: Final = 64
+MAX_KEY: Final = 4096
+"""Longest `k:`/`v:` element decoded (longer ones, which no real key needs, are skipped)."""
 """fieldsV1 nesting followed when cutting an object (the same bound as core/managed_fields.py)."""
 
 # ------------------------------------------------------------------ field sets
@@ -105,8 +107,8 @@ def _items(items: list[Any], children: Mapping[str, Any]) -> list[tuple[Any, Tri
             indexes[int(rest)] = sub
             continue
         try:
-            value = json.loads(rest)
-        except ValueError:
+            value = json.loads(rest) if len(rest) <= MAX_KEY else None
+        except (ValueError, RecursionError):
             continue
         if kind == "k" and isinstance(value, dict):
             keyed.append((value, sub))

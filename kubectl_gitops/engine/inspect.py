@@ -109,10 +109,12 @@ class Inspector:
             found = list(pool.map(lambda a: self._one(applier, a.ref, a.obj, live.get(a.ref.key), label,
                                                       rendered.secrets), writes))
         diffs = [d for d in found if d is not None]
+        left = stale(old, new)
         if spec.prune:
-            diffs += self._pruned(stale(old, new), live, spec.name, spec.namespace, rendered.secrets)
+            diffs += self._pruned(left, live, spec.name, spec.namespace, rendered.secrets)
         unchanged = len(changes.actions) - len([d for d in diffs if d.action != "prune"])
-        return DiffReport(f"{spec.namespace}/{spec.name}", rendered.revision, tuple(diffs), unchanged)
+        return DiffReport(f"{spec.namespace}/{spec.name}", rendered.revision, tuple(diffs), unchanged,
+                          kept=() if spec.prune else left, suspended=spec.suspend)
 
     def _one(self, applier: Applier, ref: ObjectRef, desired: JSON, current: JSON | None, label: str,
              secrets: tuple[str, ...]) -> ObjectDiff | None:
@@ -177,6 +179,9 @@ class DiffReport:
     revision: str
     objects: tuple[ObjectDiff, ...]
     unchanged: int
+    kept: tuple[ObjectRef, ...] = ()
+    """Objects that left Git but stay in the cluster (the Sync does not prune): not differences."""
+    suspended: bool = False
 
     @property
     def differs(self) -> bool:

@@ -99,8 +99,35 @@ def test_diff_from_the_source_revision_matches_what_sync_then_does(w: World) -> 
     run = w.gitops("diff", "app", check=False)
     assert run.returncode == 1 and "+  v: '2'" in run.stdout, run.output
     assert f"main@sha1:{w.repo.head()}" in run.stdout
+    # Coloured on a terminal (a pseudo-terminal from script(1)), and not when NO_COLOR says so.
+    command = f"kubectl gitops -n {w.ns} diff app"
+    tty = run_in_terminal(command, w.kubeconfig)
+    assert f"{ESC}32m+  v: '2'" in tty and f"{ESC}31m-  v: '1'" in tty, tty
+    assert ESC not in run_in_terminal(command, w.kubeconfig, NO_COLOR="1")
     assert w.sync_ok("app").results == {f"ConfigMap/{w.ns}/app": "configured"}
     assert w.gitops("diff", "app", check=False).returncode == 0
+
+
+def run_in_terminal(command: str, kubeconfig: str, **env: str) -> str:
+    from tests.helpers import plugin_env
+
+    proc = subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True, text=True, timeout=120,
+                          env=plugin_env(kubeconfig, **env), check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_diff_without_prune_names_objects_left_in_place(w: World) -> None:
+    w.repo.write("apps/app.yaml", docs(configmap("stays"), configmap("kept")))
+    w.repo.commit("v1")
+    w.create_source()
+    w.create_sync("app", "--path", "apps")
+    w.sync_ok("app")
+    w.repo.write("apps/app.yaml", docs(configmap("stays")))
+    run = w.gitops("diff", "app", "--path", str(w.repo.path / "apps"), check=False)
+    assert run.returncode == 0 and run.stdout == "", run.output
+    assert f"1 object(s) left Git but stay in the cluster (the Sync does not prune): ConfigMap/{w.ns}/kept" \
+        in run.stderr
 
 
 # ---------------------------------------------------------------------------------- build

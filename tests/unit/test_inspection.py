@@ -120,3 +120,15 @@ def test_a_local_tree_is_rooted_at_its_work_tree_with_its_head_revision(tmp_path
         open_tree(str(tmp_path / "missing"))
     with pytest.raises(UsageError, match="not a directory"):
         open_tree(str(tmp_path / "apps" / "a.yaml"))
+
+
+def test_printable_defuses_escape_sequences_from_field_managers_and_values() -> None:
+    assert inspection.printable("evil\x1b[2J\x07manager\n") == "evil?[2J?manager?"
+    assert inspection.printable("kubectl-edit ✓") == "kubectl-edit ✓"
+
+
+def test_hostile_list_keys_are_skipped_not_crashed_on() -> None:
+    from kubectl_gitops.core import textdiff
+
+    deep = "k:" + "[" * 100_000 + "]" * 100_000
+    assert textdiff.cut({"l": [{"a": 1}]}, {"f:l": {deep: {}, "k:not json": {}}}) == {"l": []}
