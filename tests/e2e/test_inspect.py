@@ -96,7 +96,15 @@ def test_diff_from_the_source_revision_matches_what_sync_then_does(w: World) -> 
     w.sync_ok("app")
     w.repo.write("apps/app.yaml", docs(configmap("app", {"v": "2"})))
     w.repo.commit("v2")
+    watched = (("gitsources.kubectl-gitops.dev", "src"), ("syncs.kubectl-gitops.dev", "app"), ("configmap", "app"))
+
+    def versions() -> list[str]:
+        return [w.get(kind, name)["metadata"]["resourceVersion"] for kind, name in watched]  # type: ignore[index]
+
+    before = versions()
     run = w.gitops("diff", "app", check=False)
+    after = versions()
+    assert after == before  # a diff records nothing: not the GitSource, the Sync nor the object
     assert run.returncode == 1 and "+  v: '2'" in run.stdout, run.output
     assert f"main@sha1:{w.repo.head()}" in run.stdout
     # Coloured on a terminal (a pseudo-terminal from script(1)), and not when NO_COLOR says so.
