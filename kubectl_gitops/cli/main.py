@@ -30,6 +30,13 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "delete": ("kubectl_gitops.cli.delete_cmd", "delete", "Delete a Sync (pruning its objects), GitSource or Tenant."),
     "suspend": ("kubectl_gitops.cli.suspend_cmd", "suspend", "Suspend a Sync or GitSource."),
     "resume": ("kubectl_gitops.cli.suspend_cmd", "resume", "Resume a Sync or GitSource."),
+    "history": ("kubectl_gitops.cli.history_cmd", "history", "Show a Sync's recent runs."),
+    "rollback": ("kubectl_gitops.cli.rollback_cmd", "rollback", "Pin a Sync to an earlier applied revision."),
+    "events": ("kubectl_gitops.cli.events_cmd", "events", "Show Events about Syncs and GitSources."),
+    "stats": ("kubectl_gitops.cli.stats_cmd", "stats", "Count Syncs and GitSources by state."),
+    "wait": ("kubectl_gitops.cli.wait_cmd", "wait", "Wait until a Sync is ready or healthy."),
+    "export": ("kubectl_gitops.cli.export_cmd", "export", "Print Syncs or GitSources as clean YAML."),
+    "completion": ("kubectl_gitops.cli.completion_cmd", "completion", "Print a shell completion script."),
     # Loaded by name so the CLI layer never imports Flask; the command lives with the webhook.
     "webhook": ("kubectl_gitops_webhook.cli", "webhook", "Run the admission webhook (TLS, gunicorn)."),
 }
