@@ -17,6 +17,8 @@ import click
 from kubectl_gitops import __version__
 from kubectl_gitops.cli.common import GlobalOptions
 
+COMPLETE_VAR = "_KUBECTL_GITOPS_COMPLETE"  # click would derive "_KUBECTL GITOPS_COMPLETE" from the prog name
+
 # name -> (module, attribute, one-line help). Help text lives here so listing commands imports nothing.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "version": ("kubectl_gitops.cli.version_cmd", "version", "Print the plugin version (and the server's)."),
@@ -83,8 +85,12 @@ def main(argv: list[str] | None = None) -> Any:
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or bool(os.environ.get("KUBECTL_GITOPS_DEBUG"))
+    if os.environ.get(COMPLETE_VAR):  # a shell asking for completions (cli/completion_cmd.py)
+        from kubectl_gitops.cli.completion_cmd import register
+
+        register()
     try:
-        return cli.main(args=args, prog_name="kubectl gitops", standalone_mode=False)
+        return cli.main(args=args, prog_name="kubectl gitops", standalone_mode=False, complete_var=COMPLETE_VAR)
     except GitOpsError as err:
         if debug:
             raise
