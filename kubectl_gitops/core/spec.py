@@ -136,7 +136,7 @@ class SyncSpec:
 
     @property
     def applier(self) -> str:
-        """The identity every write of this Sync is made as (see DESIGN.md, Applier identity), for a
+        """The identity every write of this Sync is made as (docs/webhook.md, "Who can act as an applier"), for a
         Sync in a namespace no Tenant claims. In a tenant's namespace the name must be the Tenant's
         applier and the namespace comes from the Tenant: see `applier_of` and docs/tenancy.md."""
         if self.service_account:

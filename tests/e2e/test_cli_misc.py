@@ -180,6 +180,9 @@ def test_create_secret_git_is_what_an_https_source_consumes(installed: str, name
             out = gitops("-n", namespace, "sync", secret, "-o", "json", kubeconfig=installed)
             assert json.loads(out.stdout)["revision"] == f"main@sha1:{sha}", out.output
         assert {"Basic", "Bearer"} <= set(host.requests)
+        ns("create", "secret", "git", "basic", "--url", url, "--bearer-token-file", str(token_file))
+        keys = json.loads(kubectl("-n", namespace, "get", "secret", "basic", "-o", "json", kubeconfig=installed).stdout)
+        assert sorted(keys["data"]) == ["bearerToken"]  # switching methods leaves no stale credential behind
     got = kubectl("-n", namespace, "get", "configmap", "over-https", "-o", "jsonpath={.data.via}", kubeconfig=installed)
     assert got.stdout == "https"
 

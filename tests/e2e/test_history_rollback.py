@@ -14,6 +14,8 @@ import pytest
 
 from tests.e2e.gitrepo import GitRepo
 from tests.e2e.syncworld import SYNC_RESOURCE, World, configmap, docs
+from tests.e2e.test_commit_signatures import setup as signed_setup
+from tests.e2e.test_commit_signatures import ssh_commit, ssh_key, trust
 from tests.helpers import gitops
 
 
@@ -135,3 +137,31 @@ def test_a_pin_outside_the_branch_is_refused_and_nothing_applied(w: World) -> No
 
 def _short(w: World, sync: str) -> str:
     return str(w.sync_status(sync)["lastAppliedRevision"]).split("sha1:")[1][:12]
+
+
+def test_a_pin_is_verified_when_the_source_verifies(w: World, tmp_path: Path) -> None:
+    """Signed S1, S2 on main, an unsigned commit U before them: rolling back to S1 works; a pin to U
+    (written by hand: U was never applied) fails VerificationFailed and applies nothing from U."""
+    key, public = ssh_key(tmp_path, "signer")
+    try:
+        trust(w, {"name": "signer", "type": "ssh", "publicKey": public})
+        w.repo.write("apps/cm.yaml", docs(configmap("unsigned-only")))
+        unsigned = w.repo.commit("unsigned")
+        w.repo.remove("apps/cm.yaml").write("apps/app.yaml", docs(configmap("app", {"version": "1"})))
+        first = ssh_commit(w.repo, key, "s1")
+        signed_setup(w)
+        w.sync_ok("app")
+        w.repo.write("apps/app.yaml", docs(configmap("app", {"version": "2"})))
+        ssh_commit(w.repo, key, "s2")
+        w.sync_ok("app")
+        rolled = w.gitops("rollback", "app", check=False)
+        assert rolled.returncode == 0 and version(w) == "1", rolled.output
+        assert w.sync_status("app")["lastAppliedRevision"] == f"main@sha1:{first}"
+        w.kubectl("patch", SYNC_RESOURCE, "app", "--type=merge", "-p",
+                  json.dumps({"spec": {"revision": f"main@sha1:{unsigned}"}}))
+        run = w.sync("app")
+        assert run.returncode == 1 and run.reason == "VerificationFailed", run.output
+        assert f"pinned commit {unsigned} refused" in run.message
+        assert not w.exists("configmap", "unsigned-only") and version(w) == "1"
+    finally:
+        w.kubectl("delete", "trustpolicy", w.ns, "--ignore-not-found", check=False)
