@@ -62,3 +62,14 @@ def test_file_and_directory_arguments_fall_back_to_the_shell():
     assert cobra_lines([CompletionItem("x", type="dir")]) == [":16"]
     assert cobra_lines([CompletionItem("a", help="one\n  two"), CompletionItem("b")]) == ["a\tone two", "b", ":4"]
     assert kubectl_complete("create", "secret", "git", "s", "--ca-file", "") == [":0"]
+
+
+def test_the_completion_executable_is_installed_with_the_package():
+    import configparser
+    from pathlib import Path
+
+    cfg = configparser.ConfigParser()
+    cfg.read(Path(__file__).resolve().parents[2] / "setup.cfg")
+    scripts = cfg["options.entry_points"]["console_scripts"]
+    assert "kubectl_complete-gitops = kubectl_gitops.cli.completion_cmd:kubectl_complete" in scripts
+    assert (BIN / "kubectl_complete-gitops").exists()
