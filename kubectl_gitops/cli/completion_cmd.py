@@ -11,18 +11,22 @@ Two ways in, one answer:
   per line (`value<TAB>description`), then `:<directive>` as the last line.
 
 Both resolve the words with click (commands, subcommands, flags and their choices) and, for a
-NAME argument, list the Syncs or GitSources in the namespace the words name (or the kubeconfig's),
-with a short timeout: a completion that can't reach the cluster offers nothing rather than hang.
+NAME argument, list the Syncs or GitSources in the namespace the words name (or the kubeconfig's);
+`-n` completes the cluster's namespaces and `--context` the kubeconfig's contexts. The cluster is
+asked with a short timeout: a completion that can't reach it offers nothing rather than hang.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import click
 from click.shell_completion import BashComplete, CompletionItem, FishComplete, ShellComplete, ZshComplete
+
+if TYPE_CHECKING:
+    from kubectl_gitops.adapters.kube import Kube
 
 PROG: Final = "kubectl-gitops"
 COMPLETE_VAR: Final = "_KUBECTL_GITOPS_COMPLETE"  # the same as cli/main.py
@@ -43,9 +47,15 @@ def complete(cli: click.Command, args: list[str], incomplete: str) -> list[Compl
         items: list[CompletionItem] = list(obj.shell_complete(ctx, incomplete))
     except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
         return []
-    if items or not isinstance(obj, click.Argument) or obj.name != "name":
+    if items:
         return items
-    return [CompletionItem(n) for n in _names(ctx, incomplete)]
+    if isinstance(obj, click.Argument) and obj.name == "name":
+        return [CompletionItem(n) for n in _names(ctx, incomplete)]
+    if isinstance(obj, click.Option) and obj.name in ("namespace", "namespace_"):
+        return [CompletionItem(n) for n in _namespaces(ctx, incomplete)]
+    if isinstance(obj, click.Option) and obj.name in ("context_", "kube_context"):
+        return [CompletionItem(n) for n in _contexts(ctx, incomplete)]
+    return items
 
 
 def _kinds(ctx: click.Context) -> tuple[str, ...]:
@@ -79,12 +89,9 @@ def _names(ctx: click.Context, incomplete: str) -> list[str]:
     if not kinds:
         return []
     try:
-        from kubectl_gitops.adapters.kube import Kube, Target
         from kubectl_gitops.engine.record import SOURCES, SYNCS
 
-        kube = Kube.connect(Target(_option(ctx, "kubeconfig_", "kubeconfig") or os.environ.get("KUBECONFIG"),
-                                   _option(ctx, "context_", "kube_context")))
-        kube.timeout = CLUSTER_TIMEOUT
+        kube = _connect(ctx)
         namespace = _option(ctx, "namespace_", "namespace") or kube.default_namespace or "default"
         found: set[str] = set()
         for kind in kinds:
@@ -95,8 +102,44 @@ def _names(ctx: click.Context, incomplete: str) -> list[str]:
     return sorted(n for n in found if n.startswith(incomplete))
 
 
+def _connect(ctx: click.Context) -> Kube:
+    from kubectl_gitops.adapters.kube import Kube, Target
+
+    kube = Kube.connect(Target(_option(ctx, "kubeconfig_", "kubeconfig") or os.environ.get("KUBECONFIG"),
+                               _option(ctx, "context_", "kube_context")))
+    kube.timeout = CLUSTER_TIMEOUT
+    return kube
+
+
+def _namespaces(ctx: click.Context, incomplete: str) -> list[str]:
+    try:
+        from kubectl_gitops.engine.tenants import NAMESPACES
+
+        names = {str(o["metadata"]["name"]) for o in _connect(ctx).list(NAMESPACES)}
+    except Exception:  # no cluster, no candidates: never a traceback in the shell
+        return []
+    return sorted(n for n in names if n.startswith(incomplete))
+
+
+def _contexts(ctx: click.Context, incomplete: str) -> list[str]:
+    """The context names of the kubeconfig file(s) (KUBECONFIG may list several), read offline."""
+    import yaml
+
+    given = _option(ctx, "kubeconfig_", "kubeconfig") or os.environ.get("KUBECONFIG") or \
+        os.path.join(os.path.expanduser("~"), ".kube", "config")
+    names: set[str] = set()
+    for path in given.split(os.pathsep):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                config = yaml.safe_load(handle) or {}
+            names |= {str(c.get("name")) for c in config.get("contexts") or [] if c.get("name")}
+        except Exception:  # an unreadable file offers nothing
+            continue
+    return sorted(n for n in names if n.startswith(incomplete))
+
+
 class _NamesToo(ShellComplete):
-    """Click's completion, plus the cluster's names for NAME arguments."""
+    """Click's completion, plus the cluster's names for NAME, -n and --context."""
 
     def get_completions(self, args: list[str], incomplete: str) -> list[CompletionItem]:
         return complete(self.cli, args, incomplete)

@@ -239,6 +239,9 @@ def test_sync_names_complete_through_kubectl(w: World) -> None:
     assert out.stdout.splitlines() == ["app", ":4"], out.output
     out = run([real, "__complete", "gitops", "-n", w.ns, "export", "source", ""], kubeconfig=w.kubeconfig)
     assert out.stdout.splitlines() == ["src", ":4"], out.output
+    out = run([real, "__complete", "gitops", "-n", "test-sync-names"], kubeconfig=w.kubeconfig)
+    lines = out.stdout.splitlines()  # -n completes the cluster's namespaces
+    assert w.ns in lines and lines[-1] == ":4" and all(n.startswith("test-sync-names") for n in lines[:-1]), lines
 
 
 def test_kubectl_bash_completion_reaches_the_plugin(w: World, tmp_path: Path) -> None:

@@ -73,3 +73,13 @@ def test_the_completion_executable_is_installed_with_the_package():
     scripts = cfg["options.entry_points"]["console_scripts"]
     assert "kubectl_complete-gitops = kubectl_gitops.cli.completion_cmd:kubectl_complete" in scripts
     assert (BIN / "kubectl_complete-gitops").exists()
+
+
+def test_contexts_complete_from_the_kubeconfig_offline(tmp_path):
+    config = tmp_path / "config"
+    config.write_text("apiVersion: v1\nkind: Config\ncontexts:\n- name: prod\n  context: {cluster: p, user: u}\n"
+                      "- name: dev\n  context: {cluster: d, user: u}\nclusters: []\nusers: []\n")
+    out = run([str(BIN / "kubectl_complete-gitops"), "--context", ""], KUBECONFIG=str(config))
+    assert out.stdout.splitlines() == ["dev", "prod", ":4"]
+    out = run([str(BIN / "kubectl_complete-gitops"), "get", "syncs", "--context", "p"], KUBECONFIG=str(config))
+    assert out.stdout.splitlines() == ["prod", ":4"]
