@@ -10,7 +10,7 @@ from kubectl_gitops.constants import FIELD_MANAGER
 
 @click.group()
 def create() -> None:
-    """Create or update a GitSource, a Sync or a Tenant."""
+    """Create or update a GitSource, a Sync, a Tenant or a Git Secret."""
 
 
 def _send(opts: GlobalOptions, obj: dict[str, object], export: bool) -> None:
@@ -94,6 +94,39 @@ def create_sync(ctx: click.Context, name: str, source: str, path: str, prune: bo
                service_account=service_account, drift_guard=drift_guard or "",
                substitute=parse_pairs(substitute, "--substitute"), force=force)
     _send(opts, obj, export)
+
+
+@create.group("secret")
+def create_secret() -> None:
+    """Create or update a Secret for a GitSource's secretRef."""
+
+
+@create_secret.command("git")
+@click.argument("name")
+@click.option("--url", required=True, help="The Git URL the Secret is for (https://, ssh:// or git@host:path).")
+@click.option("--username", default="", help="HTTPS basic auth user name (with --password).")
+@click.option("--password", default="", help="HTTPS basic auth password or access token (with --username).")
+@click.option("--bearer-token-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="File holding an HTTPS bearer token.")
+@click.option("--private-key-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="File holding an SSH private key without a passphrase.")
+@click.option("--known-hosts-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="The SSH server's host keys (default: scanned with ssh-keyscan, trust on first use).")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="PEM CA bundle that signed the HTTPS server's certificate.")
+@click.option("--export", is_flag=True, help="Print the Secret as YAML (stringData) instead of applying it.")
+@kube_options
+@click.pass_context
+def create_secret_git(ctx: click.Context, name: str, url: str, username: str, password: str,
+                      bearer_token_file: str | None, private_key_file: str | None, known_hosts_file: str | None,
+                      ca_file: str | None, export: bool, kubeconfig_: str | None, context_: str | None,
+                      namespace_: str | None) -> None:
+    """Create or update the Secret a GitSource's --secret names, with exactly the keys the fetch reads."""
+    from kubectl_gitops.cli.git_secret import auth_from_files, send_secret
+
+    opts = merged(ctx, kubeconfig_, context_, namespace_)
+    auth = auth_from_files(url, username, password, bearer_token_file, private_key_file, known_hosts_file, ca_file)
+    send_secret(opts, name, _namespace(opts, export), url, auth, export)
 
 
 def _namespace(opts: GlobalOptions, export: bool) -> str:

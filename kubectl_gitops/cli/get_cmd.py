@@ -39,7 +39,8 @@ def sync_row(obj: JSON, wide: bool) -> list[str]:
     ready, message = _ready(obj)
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
-    row = [obj["metadata"]["name"], ready, str(status.get("lastAppliedRevision") or ""),
+    pin = " (pinned)" if spec.get("revision") else ""  # a rollback pin: cli/rollback_cmd.py
+    row = [obj["metadata"]["name"], ready, str(status.get("lastAppliedRevision") or "") + pin,
            age(obj["metadata"].get("creationTimestamp"))]
     if wide:
         entries = (status.get("inventory") or {}).get("entries") or []

@@ -17,6 +17,8 @@ import click
 from kubectl_gitops import __version__
 from kubectl_gitops.cli.common import GlobalOptions
 
+COMPLETE_VAR = "_KUBECTL_GITOPS_COMPLETE"  # click would derive "_KUBECTL GITOPS_COMPLETE" from the prog name
+
 # name -> (module, attribute, one-line help). Help text lives here so listing commands imports nothing.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "version": ("kubectl_gitops.cli.version_cmd", "version", "Print the plugin version (and the server's)."),
@@ -35,6 +37,13 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "trace": ("kubectl_gitops.cli.trace_cmd", "trace", "Show which Sync applied an object, from where."),
     "suspend": ("kubectl_gitops.cli.suspend_cmd", "suspend", "Suspend a Sync or GitSource."),
     "resume": ("kubectl_gitops.cli.suspend_cmd", "resume", "Resume a Sync or GitSource."),
+    "history": ("kubectl_gitops.cli.history_cmd", "history", "Show a Sync's recent runs."),
+    "rollback": ("kubectl_gitops.cli.rollback_cmd", "rollback", "Pin a Sync to an earlier applied revision."),
+    "events": ("kubectl_gitops.cli.events_cmd", "events", "Show Events about Syncs and GitSources."),
+    "stats": ("kubectl_gitops.cli.stats_cmd", "stats", "Count Syncs and GitSources by state."),
+    "wait": ("kubectl_gitops.cli.wait_cmd", "wait", "Wait until a Sync is ready or healthy."),
+    "export": ("kubectl_gitops.cli.export_cmd", "export", "Print Syncs or GitSources as clean YAML."),
+    "completion": ("kubectl_gitops.cli.completion_cmd", "completion", "Print a shell completion script."),
     # Loaded by name so the CLI layer never imports Flask; the command lives with the webhook.
     "webhook": ("kubectl_gitops_webhook.cli", "webhook", "Run the admission webhook (TLS, gunicorn)."),
 }
@@ -81,8 +90,12 @@ def main(argv: list[str] | None = None) -> Any:
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or bool(os.environ.get("KUBECTL_GITOPS_DEBUG"))
+    if os.environ.get(COMPLETE_VAR):  # a shell asking for completions (cli/completion_cmd.py)
+        from kubectl_gitops.cli.completion_cmd import register
+
+        register()
     try:
-        return cli.main(args=args, prog_name="kubectl gitops", standalone_mode=False)
+        return cli.main(args=args, prog_name="kubectl gitops", standalone_mode=False, complete_var=COMPLETE_VAR)
     except GitOpsError as err:
         if debug:
             raise

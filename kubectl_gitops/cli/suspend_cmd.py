@@ -17,7 +17,10 @@ def _set_suspend(opts: GlobalOptions, what: str, name: str, value: bool) -> None
     info = SYNCS if what == "sync" else SOURCES
     if kube.get(info, name, namespace) is None:
         raise GitOpsError(f"{info.kind} {namespace}/{name} not found")
-    kube.merge_patch(info, name, namespace, {"spec": {"suspend": value}})
+    spec: dict[str, object] = {"suspend": value}
+    if what == "sync" and not value:
+        spec["revision"] = None  # resume also ends a rollback pin (cli/rollback_cmd.py)
+    kube.merge_patch(info, name, namespace, {"spec": spec})
     click.echo(f"{what} {namespace}/{name} {'suspended' if value else 'resumed'}")
 
 

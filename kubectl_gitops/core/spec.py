@@ -13,6 +13,7 @@ from typing import Any
 
 from kubectl_gitops.constants import DEFAULT_APPLIER_SA, SYSTEM_NAMESPACE
 from kubectl_gitops.core.errors import GitOpsError
+from kubectl_gitops.core.history import pin_sha
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -126,6 +127,8 @@ class SyncSpec:
     drift_guard: str = "enforce"
     source_namespace: str = ""
     """sourceRef.namespace as written (the engine reads GitSources in the Sync's namespace only)."""
+    revision: str = ""
+    """spec.revision: a rollback pin (core/history.py); "" tracks the GitSource's ref."""
 
     @property
     def key(self) -> str:
@@ -133,7 +136,7 @@ class SyncSpec:
 
     @property
     def applier(self) -> str:
-        """The identity every write of this Sync is made as (see DESIGN.md, Applier identity), for a
+        """The identity every write of this Sync is made as (docs/webhook.md, "Who can act as an applier"), for a
         Sync in a namespace no Tenant claims. In a tenant's namespace the name must be the Tenant's
         applier and the namespace comes from the Tenant: see `applier_of` and docs/tenancy.md."""
         if self.service_account:
@@ -213,7 +216,19 @@ def parse_sync(obj: Mapping[str, Any]) -> SyncSpec:
                               for s in spec.get("substituteFrom") or []),
         suspend=bool(spec.get("suspend", False)), force=bool(spec.get("force", False)), drift_guard=guard,
         source_namespace=str((spec.get("sourceRef") or {}).get("namespace") or ""),
+        revision=_pin(spec.get("revision"), where),
     )
+
+
+def _pin(raw: Any, where: str) -> str:
+    """spec.revision, checked: it must name one commit (docs/cli.md, rollback)."""
+    if not raw:
+        return ""
+    try:
+        pin_sha(str(raw))
+    except ValueError as err:
+        raise InvalidSpec(f"{where}: spec.revision: {err}") from None
+    return str(raw).strip()
 
 
 def applier_of(spec: SyncSpec, tenant_applier: str | None) -> str:

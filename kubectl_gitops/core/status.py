@@ -96,6 +96,10 @@ class RunRecord:
     """The reason: ReconciliationSucceeded, BuildFailed, ..."""
     counts: Mapping[str, int] = field(default_factory=dict)
     message: str = ""
+    by: str = ""
+    """Who ran it: the identity the run's caller authenticated as ("" when unknown)."""
+    pinned: bool = False
+    """The run applied the Sync's pinned `spec.revision` (a rollback), not its ref's tip."""
 
     @classmethod
     def of(
@@ -106,8 +110,12 @@ class RunRecord:
         result: str,
         counts: Mapping[str, int] | None = None,
         message: str = "",
+        *,
+        by: str = "",
+        pinned: bool = False,
     ) -> RunRecord:
-        return cls(revision, format_time(started), round(float(duration), 3), result, dict(counts or {}), message)
+        return cls(revision, format_time(started), round(float(duration), 3), result, dict(counts or {}), message,
+                   by, pinned)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -119,6 +127,10 @@ class RunRecord:
         }
         if self.message:
             out["message"] = self.message
+        if self.by:
+            out["by"] = self.by
+        if self.pinned:
+            out["pinned"] = True
         return out
 
     @classmethod
@@ -130,6 +142,8 @@ class RunRecord:
             result=str(data.get("result", "")),
             counts={str(k): int(v) for k, v in (data.get("counts") or {}).items()},
             message=str(data.get("message", "")),
+            by=str(data.get("by", "")),
+            pinned=bool(data.get("pinned", False)),
         )
 
 

@@ -198,7 +198,7 @@ class Engine:
         self._check_sync(spec, scope)
         self._check_dependencies(spec)
         source_obj, policy = self._source(spec, scope)
-        with self.fetcher.checkout(source_obj, policy) as tree:
+        with self.fetcher.checkout(source_obj, policy, pin=spec.revision) as tree:
             run.revision = tree.revision
             desired = self._build(spec, tree, run)
         if scope is not None:
@@ -436,7 +436,7 @@ class Engine:
         status = self._status(run.obj, ready=True, reason="ReconciliationSucceeded", message=message,
                               healthy=run.healthy, revision=run.revision, applied=True)
         entry = RunRecord.of(run.revision, run.started_at, duration, "ReconciliationSucceeded", counts,
-                             message[:300] if waiting else "")
+                             message[:300] if waiting else "", **self._ran_by(run))
         self._write_status(run.obj, status, run.inventory or Inventory(), entry)
         note = f"{message} ({_summary(counts)})"
         record.emit_event(self.kube, run.obj, warning=False, reason="ReconciliationSucceeded", note=note,
@@ -458,7 +458,8 @@ class Engine:
         revision = run.revision if run else ""
         status = self._status(obj, ready=False, reason=reason, message=message, stalled=stalled,
                               healthy=run.healthy if run else None, revision=revision, applied=False)
-        entry = RunRecord.of(revision, run.started_at, duration, reason, counts, message[:300]) if run else None
+        entry = RunRecord.of(revision, run.started_at, duration, reason, counts, message[:300],
+                             **self._ran_by(run)) if run else None
         try:
             self._write_status(obj, status, run.inventory if run else None, entry)
         except GitOpsError as record_err:
@@ -467,6 +468,12 @@ class Engine:
         if run is not None:
             self._report_strangers(run)
         return SyncReport(ns, name, revision, False, reason, message, duration, results, counts, error)
+
+    def _ran_by(self, run: _Run) -> dict[str, Any]:
+        """Who ran it and whether it applied a pin: the history's `by` and `pinned` (core/history.py)."""
+        if self._whoami is None:
+            self._whoami = self._self_subject()
+        return {"by": self._whoami, "pinned": bool(run.spec.revision)}
 
     def _report_strangers(self, run: _Run) -> None:
         """A Warning Event naming the labelled strangers (the run's results list them all)."""

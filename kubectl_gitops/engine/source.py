@@ -44,6 +44,7 @@ from kubectl_gitops.adapters.paths import cache_root
 from kubectl_gitops.constants import GROUP, KIND_TRUST_POLICY, VERSION
 from kubectl_gitops.core.discovery import SECRETS, ResourceInfo
 from kubectl_gitops.core.errors import GitOpsError, SourceFailed, VerificationFailed
+from kubectl_gitops.core.history import pin_sha
 from kubectl_gitops.core.spec import InvalidSpec, SourceSpec, parse_source
 from kubectl_gitops.core.trust import TrustPolicy, parse_trust_policy
 from kubectl_gitops.engine import record
@@ -195,8 +196,13 @@ class SourceFetcher:
         return verified
 
     @contextmanager
-    def checkout(self, source: JSON, policy: SourcePolicy | None = None) -> Iterator[Tree]:
+    def checkout(self, source: JSON, policy: SourcePolicy | None = None, pin: str = "") -> Iterator[Tree]:
+        """The tree of the GitSource's revision, or of `pin` (a Sync's spec.revision, a rollback):
+        the source is fetched and verified as always, then the pinned commit is checked out instead
+        of the tip, provided it is in the tip's history (and signed, when the source verifies)."""
         spec, revision = self.fetch(source, policy)
+        if pin:
+            revision = self._pinned(source, spec, revision, pin, policy)
         ignore = [line for line in spec.ignore.splitlines() if line.strip()] or None
         with self._workdir(spec) as tmp:
             dest = tmp / "tree"
@@ -205,6 +211,30 @@ class SourceFetcher:
             except SourceFailed as err:
                 raise SourceFailed(f"GitSource {spec.namespace}/{spec.name}: {err}") from None
             yield Tree(dest, revision.ref, revision.sha)
+
+    def _pinned(self, source: JSON, spec: SourceSpec, tip: Revision, pin: str,
+                policy: SourcePolicy | None) -> Revision:
+        sha = pin_sha(pin)
+        where = f"GitSource {spec.namespace}/{spec.name}"
+        git_dir = self._cache_for(policy).path_for(split_credentials(spec.url)[0])
+        try:
+            outside = commits_since(git_dir, tip.sha, sha, limit=1)
+        except GitOpsError:
+            outside = [sha]  # not even in the cache: the ref's history never held it
+        if outside:
+            raise SourceFailed(f"{where}: the pinned revision {sha} (spec.revision) is not in the history of "
+                               f"{spec.ref.describe()} (at {tip.ref}); `kubectl gitops rollback --cancel` "
+                               "tracks the ref again")
+        if spec.verify is not None:
+            trust, _ = self._trust_policy(spec.verify.trust_policy)
+            try:
+                _check(read_signed(git_dir, sha, "commit"), trust, f"pinned commit {sha}")
+            except VerificationFailed as err:
+                if trust.mode != "warn":
+                    raise VerificationFailed(f"{where}: {err}") from None
+                log.warning("%s: %s (TrustPolicy %s is in warn mode: syncing anyway)", where, err, trust.name)
+        label = tip.ref.split("@", 1)[0] + "@" if "@" in tip.ref else ""
+        return replace(tip, sha=sha, ref=f"{label}sha1:{sha}", message="", author="")
 
     @contextmanager
     def _workdir(self, spec: SourceSpec) -> Iterator[Path]:
