@@ -4,11 +4,13 @@
   webhook's /tenancy endpoint, as a CREATE by the identity that would have to have made it (the
   Tenant's applier; for a Tenant object, the platform). A refusal there is the finding, with the
   webhook's own message.
-* `drift/changed` and `drift/ownership-lost`: `core.declared.lost_paths`, the guard's rule for what
-  Git declares but the applier no longer owns, on the object as it is. A declared field another
-  manager took over with an update (or removed) was changed: drift, with that manager named. One
-  another manager took by server-side apply, or that nobody owns any more (managedFields
-  rewritten), may still hold Git's value, but the guard no longer sees it as Git's: ownership left.
+* `drift/changed`: `core.declared.lost_paths`, the guard's rule for what Git declares but the
+  applier no longer owns, on the object as it is. Server-side apply moves a field's ownership
+  only when its value changes (an update, or a forced apply, with another value), so a lost field
+  was changed (or removed) since the last apply: drift, with the managers that own it now named.
+* `drift/ownership`: a declared field the applier still owns but another manager owns as well
+  (it applied the same value): ownership has started to leave Git, and the other client takes the
+  field over with its next change.
 * `rbac/tenant-escalation` and `rbac/applier-impersonation`: bindings, judged with
   `core.tenant` (the roles and verbs a tenant may never hold) and `core.impersonation.analyse`
   (what `kubectl gitops check` reports).
@@ -125,40 +127,59 @@ def _request(obj: Mapping[str, Any], ctx: AuditContext, username: str) -> Admiss
 
 
 @dataclass(frozen=True)
-class LostField:
-    """A declared field the applier's manager no longer owns, and who owns it now."""
+class DeclaredField:
+    """A field Git declares and the other field managers that own it (manager, operation)."""
 
     path: str
-    removed: bool
-    owners: tuple[tuple[str, str], ...]  # (manager, operation)
-
-    @property
-    def changed(self) -> bool:
-        """Moved by an update (ownership moves with a new value) or gone: Git's value is not there."""
-        return self.removed or any(op != "Apply" for _, op in self.owners)
+    owners: tuple[tuple[str, str], ...]
+    removed: bool = False
 
 
-def lost_fields(obj: Mapping[str, Any]) -> list[LostField] | str:
-    """The declared fields our manager lost on `obj` (the guard's `lost_paths`), or why it can't tell."""
+@dataclass(frozen=True)
+class Ownership:
+    """What became of the fields Git declares on one object."""
+
+    lost: tuple[DeclaredField, ...] = ()
+    """Our manager no longer owns them: someone changed (or removed) them since the last apply."""
+    shared: tuple[DeclaredField, ...] = ()
+    """Our manager still owns them, and so does another manager: another client applies them too."""
+    problem: str = ""
+
+
+def declared_ownership(obj: Mapping[str, Any]) -> Ownership:
+    """The guard's `lost_paths` on `obj`, and the declared fields another manager co-owns."""
     trie = declared.recorded(obj)
     if trie is None:
-        return []
+        return Ownership()
     try:
-        paths = declared.lost_paths(trie, obj)
+        lost = declared.lost_paths(trie, obj)
         entries = _other_entries(obj)
     except LimitExceeded as err:
-        return str(err)
-    out = []
-    for path in paths:
+        return Ownership(problem=str(err))
+    changed = []
+    for path in lost:
         value = declared.value_at(obj, path)
-        owners = tuple(sorted({(m, op) for m, op, fields in entries if _owns(fields, path)}))
+        owners = tuple(sorted({(m, op) for m, op, fields in entries if _owns(fields, path, exactly=False)}))
         if value in ([], {}) and not owners:
             continue  # an empty list or map leaves no owner (the engine forgives it too)
-        out.append(LostField(format_path(tuple(("f", k) for k in path)), value is MISSING, owners))
-    return out
+        changed.append(DeclaredField(_render(path), owners, value is MISSING))
+    gone = set(lost)
+    shared = []
+    for path in declared.leaf_paths(trie) if entries else []:
+        if path in gone:
+            continue
+        owners = tuple(sorted({(m, op) for m, op, fields in entries if _owns(fields, path, exactly=True)}))
+        if owners:
+            shared.append(DeclaredField(_render(path), owners))
+    return Ownership(tuple(changed), tuple(shared))
+
+
+def _render(path: tuple[str, ...]) -> str:
+    return format_path(tuple(("f", k) for k in path))
 
 
 def _other_entries(obj: Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, Any]]]:
+    """Every other manager's entries (the scale subresource's too: it writes spec.replicas; not status)."""
     entries = meta(obj).get("managedFields")
     if not isinstance(entries, list):
         return []
@@ -166,44 +187,43 @@ def _other_entries(obj: Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, 
         raise LimitExceeded(f"metadata.managedFields has {len(entries):,} entries (at most {MAX_ENTRIES} are read)")
     return [(str(e.get("manager") or "(unnamed)"), str(e.get("operation") or ""), e["fieldsV1"])
             for e in entries if isinstance(e, Mapping) and isinstance(e.get("fieldsV1"), Mapping)
-            and not e.get("subresource")
-            and not (e.get("manager") == FIELD_MANAGER and e.get("operation") == "Apply")]
+            and e.get("subresource") != "status"
+            and not (e.get("manager") == FIELD_MANAGER and e.get("operation") == "Apply" and not e.get("subresource"))]
 
 
-def _owns(fields: Mapping[str, Any], path: tuple[str, ...]) -> bool:
-    """Does this fieldsV1 trie own `path`, something below it, or an atomic node above it?"""
+def _owns(fields: Mapping[str, Any], path: tuple[str, ...], *, exactly: bool) -> bool:
+    """Does this fieldsV1 trie own `path` (or an atomic node above it)? Unless `exactly`, a field
+    below it counts too (someone who changed a key inside a declared list or map changed it)."""
     node: Any = fields
     for key in path:
         node = node.get(f"f:{key}", MISSING) if isinstance(node, Mapping) else MISSING
         if node is MISSING:
             return False
-        if not isinstance(node, Mapping) or not node or set(node) == {"."}:
-            return True
-    return True
+        if not isinstance(node, Mapping) or not node:
+            return True  # a leaf: owned as a whole
+    return not exactly or "." in node
 
 
 def drift_changed(rule: Rule, obj: Mapping[str, Any], ctx: AuditContext) -> Iterator[Finding]:
     owner, info = ctx.sync_of(obj)
     if owner is None or info is None:
         return
-    lost = lost_fields(obj)
+    state = declared_ownership(obj)
     sync = f"{owner[0]}/{owner[1]}"
-    if isinstance(lost, str):
-        yield rule.finding(ref_of(obj), f"Sync {sync}: the fields Git declares could not be compared ({lost})",
+    if state.problem:
+        yield rule.finding(ref_of(obj), f"Sync {sync}: the fields Git declares could not be compared ({state.problem})",
                            f"Sync it again: kubectl gitops sync {owner[1]} -n {owner[0]}")
         return
-    changed = [f for f in lost if f.changed]
-    if not changed:
+    if not state.lost:
         return
-    by = sorted({m for f in changed for m, op in f.owners if op != "Apply"})
-    removed = [f.path for f in changed if f.removed]
-    what = _paths([f.path for f in changed])
-    who = f" by {', '.join(by)}" if by else ""
-    gone = f" ({_paths(removed)} removed)" if removed else ""
+    by = sorted({f"{m} ({op})" for f in state.lost for m, op in f.owners})
+    removed = [f.path for f in state.lost if f.removed]
+    who = f" by {', '.join(by)}" if by else " (no field manager owns them now: managedFields rewritten)"
+    gone = f"; {_paths(removed)} removed" if removed else ""
     yield rule.finding(
         ref_of(obj),
-        f"{what} changed{who}{gone} since Sync {sync} applied {_revision(obj, info.revision)} "
-        f"(driftGuard {info.mode}{', suspended' if info.suspended else ''})",
+        f"{_paths([f.path for f in state.lost])} changed{who}{gone} since Sync {sync} applied "
+        f"{_revision(obj, info.revision)} (driftGuard {info.mode}{', suspended' if info.suspended else ''})",
         f"Put the change in Git, or revert it with a sync: kubectl gitops sync {owner[1]} -n {owner[0]}")
 
 
@@ -211,18 +231,15 @@ def drift_ownership(rule: Rule, obj: Mapping[str, Any], ctx: AuditContext) -> It
     owner, info = ctx.sync_of(obj)
     if owner is None or info is None:
         return
-    lost = lost_fields(obj)
-    if isinstance(lost, str):
-        return  # drift/changed reports it
-    taken = [f for f in lost if not f.changed]
-    if not taken:
+    shared = declared_ownership(obj).shared
+    if not shared:
         return
-    managers = sorted({f"{m} ({op})" for f in taken for m, op in f.owners})
-    now = f"owned by {', '.join(managers)}" if managers else "owned by no field manager (managedFields rewritten)"
+    managers = sorted({f"{m} ({op})" for f in shared for m, op in f.owners})
     yield rule.finding(
         ref_of(obj),
-        f"Git declares {_paths([f.path for f in taken])} (Sync {owner[0]}/{owner[1]}), now {now}",
-        f"Take it back with a sync (kubectl gitops sync {owner[1]} -n {owner[0]}); find out who applies it")
+        f"Git declares {_paths([f.path for f in shared])} (Sync {owner[0]}/{owner[1]}), and {', '.join(managers)} "
+        "owns them too: another client applies the same fields, and will take them over on its next change",
+        "Stop the other client from applying these fields (or drop them from Git if it is their owner)")
 
 
 def _paths(paths: list[str]) -> str:
@@ -354,5 +371,5 @@ def parse_time(value: object) -> dt.datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
-__all__ = ["applier_impersonation", "drift_changed", "drift_ownership", "generated", "lost_fields", "name_of",
+__all__ = ["applier_impersonation", "declared_ownership", "drift_changed", "drift_ownership", "generated", "name_of",
            "orphan", "parse_time", "tenant_boundary", "tenant_escalation"]
