@@ -79,13 +79,12 @@ def generated(obj: Mapping[str, Any]) -> bool:
 
 def tenant_boundary(rule: Rule, obj: Mapping[str, Any], ctx: AuditContext) -> Iterator[Finding]:
     ref = ref_of(obj)
-    if ref.key in ctx.platform_objects or generated(obj):
-        return
     if ref.group == GROUP and ref.kind == KIND_TENANT:
         answer = tenancy.review(_request(obj, ctx, AUDITOR), ctx.tenancy_facts)
         if not answer.allowed:
-            yield rule.finding(ref, answer.message, "Fix the Tenant's spec (the webhook refuses it as it is); "
-                                                    "until then it is not enforced")
+            yield rule.finding(ref, answer.message, "Fix the Tenant's spec (the webhook refuses it as it is)")
+        return
+    if ref.key in ctx.platform_objects or generated(obj):
         return
     tenant = _judging_tenant(obj, ctx)
     if tenant is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
@@ -129,16 +130,25 @@ def junit(result: AuditResult, *, now: dt.datetime, hostname: str) -> str:
             "failures": str(len(findings)), "errors": "0", "time": "0"})
         ET.SubElement(suite, "properties")
         for finding in findings:
-            case = ET.SubElement(suite, "testcase", {"name": finding.object.display or "cluster",
+            case = ET.SubElement(suite, "testcase", {"name": _xml(finding.object.display) or "cluster",
                                                      "classname": rule_id, "time": "0"})
-            failure = ET.SubElement(case, "failure", {"message": finding.message, "type": finding.severity.value})
-            failure.text = f"{finding.message}\nFix: {finding.fix}"
+            failure = ET.SubElement(case, "failure", {"message": _xml(finding.message),
+                                                      "type": finding.severity.value})
+            failure.text = _xml(f"{finding.message}\nFix: {finding.fix}")
         if not findings:
             ET.SubElement(suite, "testcase", {"name": "no findings", "classname": rule_id, "time": "0"})
         ET.SubElement(suite, "system-out")
         ET.SubElement(suite, "system-err")
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")
+
+
+_NOT_XML: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _xml(text: str) -> str:
+    """Text XML 1.0 can carry: object names and messages come from what clients wrote."""
+    return _NOT_XML.sub("\ufffd", text)
 
 
 # ------------------------------------------------------------------ AuditReport objects
