@@ -18,12 +18,14 @@ named in `AuditResult.errors`, and the exit code says the audit is incomplete.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import yaml
 
@@ -116,17 +118,19 @@ def run_audit(kube: Kube, scope: Scope = EVERYTHING, *, rules: Sequence[Rule] = 
     except GitOpsError as err:
         raise AuditFailed(f"audit: could not discover the API server's kinds: {err}") from err
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="audit") as pool:
+        # The probe talks to the webhook (and makes the API server call it): it runs meanwhile.
+        probing = pool.submit(webhook_probe, kube) if webhook_probe is not None and scope.cluster_wide else None
         lists = dict(zip(CONTEXT_KINDS, pool.map(lambda i: _list_all(kube, i, tally), CONTEXT_KINDS.values()),
                          strict=True))
-        probe = webhook_probe(kube) if webhook_probe is not None and scope.cluster_wide else None
-        facts = _facts(lists, probe, served)
-        ctx = AuditContext.build(facts, scope, now=now, max_suspended=max_suspended)
+        ctx = AuditContext.build(_facts(lists, None, served), scope, now=now, max_suspended=max_suspended)
         held = {(i.group, i.kind) for i in CONTEXT_KINDS.values()}
         for name, items in lists.items():
             if name not in ("validating", "mutating"):
                 tally.add([f for obj in items for f in registry.run_object(obj, ctx, rules)], _in_scope(items, ctx))
         streamed = [i for i in served if (i.group, i.kind) not in held]
         list(pool.map(lambda i: _audit_kind(kube, i, ctx, rules, tally, page), streamed))
+        if probing is not None:
+            ctx = dataclasses.replace(ctx, facts=dataclasses.replace(ctx.facts, webhook_probe=tuple(probing.result())))
     findings = tally.findings + registry.run_cluster(ctx, rules)
     return AuditResult.of(findings, rules, tally.objects, tally.errors)
 
@@ -153,6 +157,7 @@ def _listable(resources: Sequence[ResourceInfo]) -> list[ResourceInfo]:
 
 def _facts(lists: dict[str, list[JSON]], probe: Sequence[CheckResult] | None,
            served: Sequence[ResourceInfo]) -> Facts:
+    """The context's facts (the probe's results are added once it has answered)."""
     shipped = shipped_webhooks()
     names = {str((c.get("metadata") or {}).get("name")) for c in shipped}
     ours = [c for c in lists["validating"] + lists["mutating"] if (c.get("metadata") or {}).get("name") in names]
@@ -199,6 +204,51 @@ def pages(kube: Kube, info: ResourceInfo, *, namespace: str | None = None, label
         query["continue"] = str(token)
 
 
+_DONE: Final = object()
+
+
+class _Handoff:
+    """One slot between a fetcher thread and its consumer; `stop` ends the fetcher's wait."""
+
+    def __init__(self) -> None:
+        self.slot: queue.Queue[object] = queue.Queue(maxsize=1)
+        self.stop = threading.Event()
+
+    def put(self, item: object) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.slot.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def fetch(self, source: Iterator[list[JSON]]) -> None:
+        try:
+            for item in source:
+                if not self.put(item):
+                    return
+        except BaseException as err:  # handed to the consumer, raised there
+            self.put(err)
+            return
+        self.put(_DONE)
+
+
+def prefetched(source: Iterator[list[JSON]]) -> Iterator[list[JSON]]:
+    """`source`'s pages, the next one fetched while the current one is judged (one page ahead:
+    the API server encodes while we decode and judge). Errors surface where the page would; a
+    consumer that stops early stops the fetcher too (no thread or page left behind)."""
+    handoff = _Handoff()
+    threading.Thread(target=handoff.fetch, args=(source,), name="audit-prefetch", daemon=True).start()
+    try:
+        while (item := handoff.slot.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield cast(list[JSON], item)
+    finally:
+        handoff.stop.set()
+
+
 def _list_all(kube: Kube, info: ResourceInfo, tally: _Tally) -> list[JSON]:
     try:
         return [obj for items in pages(kube, info) for obj in items]
@@ -223,7 +273,7 @@ def _audit_kind(kube: Kube, info: ResourceInfo, ctx: AuditContext, rules: Sequen
         targets = list(sorted(scope.namespaces))
     try:
         for namespace in targets:
-            for items in pages(kube, info, namespace=namespace, label_selector=selector, page=page):
+            for items in prefetched(pages(kube, info, namespace=namespace, label_selector=selector, page=page)):
                 tally.add([f for obj in items for f in registry.run_object(obj, ctx, rules)], _in_scope(items, ctx))
     except ApiError as err:
         if err.status in (404, 405):

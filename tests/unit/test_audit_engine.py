@@ -156,3 +156,30 @@ def test_reports_without_the_crds_say_how_to_get_them() -> None:
     api.apply = refuse  # type: ignore[method-assign]
     with pytest.raises(engine.AuditFailed, match="kubectl gitops install"):
         engine.write_reports(cast(Kube, api), run(api), Scope(), now=NOW)
+
+
+def test_prefetching_keeps_order_surfaces_errors_and_stops_with_its_consumer() -> None:
+    assert list(engine.prefetched(iter([[{"a": 1}], [{"b": 2}]]))) == [[{"a": 1}], [{"b": 2}]]
+
+    def broken() -> Any:
+        yield [{"a": 1}]
+        raise ApiError(500, "etcd is down")
+
+    pages = engine.prefetched(broken())
+    assert next(pages) == [{"a": 1}]
+    with pytest.raises(ApiError, match="etcd is down"):
+        next(pages)
+    fetched: list[int] = []
+
+    def endless() -> Any:
+        for i in range(10_000):
+            fetched.append(i)
+            yield [{"i": i}]
+
+    early = engine.prefetched(endless())
+    next(early)
+    early.close()
+    import time
+
+    time.sleep(0.5)
+    assert len(fetched) <= 3  # the fetcher stopped: at most a page or two ahead

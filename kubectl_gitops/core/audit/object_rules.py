@@ -24,11 +24,14 @@ object a tenant was never allowed to make is reported as that, not also as an or
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from kubectl_gitops.constants import (
+    ANNOTATION_FIELDS,
     ANNOTATION_REVISION,
     FIELD_MANAGER,
     GROUP,
@@ -145,9 +148,38 @@ class Ownership:
     problem: str = ""
 
 
+class _LastObject(threading.local):
+    """The last object's analysis, per reader thread: two rules ask about the same object in a row."""
+
+    obj: object = None
+    ownership: Ownership | None = None
+
+
+_LAST: Final = _LastObject()
+
+
 def declared_ownership(obj: Mapping[str, Any]) -> Ownership:
     """The guard's `lost_paths` on `obj`, and the declared fields another manager co-owns."""
-    trie = declared.recorded(obj)
+    if _LAST.obj is obj and _LAST.ownership is not None:
+        return _LAST.ownership
+    found = _declared_ownership(obj)
+    _LAST.obj, _LAST.ownership = obj, found
+    return found
+
+
+# Objects applied from the same manifests share their record's text: decode each text once (the
+# tries are shared, and nothing here writes to them). Bounded like the guard's own cache.
+_decode_record: Final = functools.lru_cache(maxsize=1024)(declared.decode)
+
+
+def _recorded(obj: Mapping[str, Any]) -> declared.Trie | None:
+    notes = meta(obj).get("annotations")
+    text = notes.get(ANNOTATION_FIELDS) if isinstance(notes, Mapping) else None
+    return _decode_record(text) if isinstance(text, str) and len(text) <= declared.MAX_BYTES else None
+
+
+def _declared_ownership(obj: Mapping[str, Any]) -> Ownership:
+    trie = _recorded(obj)
     if trie is None:
         return Ownership()
     try:
