@@ -446,3 +446,17 @@ def test_the_time_of_a_finding_never_changes_its_text() -> None:
     first = audit_objects(context(syncs=[APP_SYNC]), edited(CFG, ("data", "a"), "2"))
     second = audit_objects(context(syncs=[APP_SYNC]), edited(CFG, ("data", "a"), "2"))
     assert first == second
+
+
+def test_tenants_that_do_not_parse_are_named_not_enforced() -> None:
+    from kubectl_gitops.core.tenant import parse_tenants
+
+    broken = tenant("broken")
+    broken["spec"]["namespaces"] = ["Not_A_Namespace"]
+    tenants, invalid = parse_tenants([tenant("zeta", namespaces=["z"]), broken, tenant("alpha", namespaces=["a"])])
+    assert [t.name for t in tenants] == ["alpha", "zeta"]
+    assert list(invalid) == ["broken"] and "is not a namespace name" in invalid["broken"]
+    ctx = context(tenants=[broken], namespaces=[namespace("ta")])
+    assert ctx.invalid_tenants == invalid and ctx.tenants == ()
+    found = audit_objects(ctx, broken)
+    assert rules_of(found) == ["tenancy/boundary"] and "is not a namespace name" in found[0].message

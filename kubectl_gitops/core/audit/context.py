@@ -5,7 +5,7 @@ Namespaces, RBAC, webhook configurations) and builds an `AuditContext` from them
 (every object of every kind) is streamed past the object rules one page at a time. The derived
 indexes (what each Sync's inventory holds, which namespaces are managed, which objects the
 platform made for each Tenant, who applies for each Sync) are computed here once, with the very
-functions the webhook and the engine use (`drift.sync_info`, `tenant.parse_tenant`,
+functions the webhook and the engine use (`drift.sync_info`, `tenant.parse_tenants`,
 `tenant_objects.tenant_objects`, `inventory.Inventory`).
 """
 
@@ -23,9 +23,8 @@ from kubectl_gitops.core.errors import GitOpsError
 from kubectl_gitops.core.impersonation import Account
 from kubectl_gitops.core.inventory import Inventory
 from kubectl_gitops.core.objects import IdentityKey
-from kubectl_gitops.core.spec import InvalidSpec
 from kubectl_gitops.core.tenancy import StaticFacts
-from kubectl_gitops.core.tenant import Tenant, parse_tenant, tenant_for
+from kubectl_gitops.core.tenant import Tenant, parse_tenants, tenant_for
 from kubectl_gitops.core.tenant_objects import TenantRequest, tenant_objects
 
 JSON = dict[str, Any]
@@ -100,7 +99,7 @@ class AuditContext:
     @classmethod
     def build(cls, facts: Facts, scope: Scope = Scope(), *, now: dt.datetime,
               max_suspended: dt.timedelta = DEFAULT_MAX_SUSPENDED) -> AuditContext:
-        tenants, invalid = _parse_tenants(facts.tenants)
+        tenants, invalid = parse_tenants(facts.tenants)
         labels = {_name(ns): _labels(ns) for ns in facts.namespaces}
         sources = {(_namespace(s), _name(s)): s for s in facts.sources}
         infos = {}
@@ -142,16 +141,6 @@ class AuditContext:
 
 
 # ------------------------------------------------------------------ derived indexes
-
-
-def _parse_tenants(objs: Iterable[JSON]) -> tuple[tuple[Tenant, ...], dict[str, str]]:
-    tenants, invalid = [], {}
-    for obj in sorted(objs, key=_name):
-        try:
-            tenants.append(parse_tenant(obj))
-        except InvalidSpec as err:
-            invalid[_name(obj)] = str(err)
-    return tuple(tenants), invalid
 
 
 def _inventory(sync: JSON) -> Iterable[IdentityKey]:

@@ -29,7 +29,6 @@ REPORT_LABEL: Final = "app.kubernetes.io/managed-by"
 MAX_REPORT_RESULTS: Final = 500
 """Results per report object (the rest counted in `truncated`): an object must stay far below etcd's 1.5 MiB."""
 SARIF_SCHEMA: Final = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
-TOOL_URI: Final = "https://github.com/kubectl-gitops/kubectl-gitops/blob/main/docs/audit.md"
 
 
 # ------------------------------------------------------------------ summary, JSON
@@ -77,7 +76,7 @@ def table(result: AuditResult) -> str:
 def sarif(result: AuditResult, version: str) -> str:
     rules = list(result.rules)
     index = {r.id: i for i, r in enumerate(rules)}
-    run = {"tool": {"driver": {"name": "kubectl-gitops-audit", "version": version, "informationUri": TOOL_URI,
+    run = {"tool": {"driver": {"name": "kubectl-gitops-audit", "version": version,
                                "rules": [_sarif_rule(r) for r in rules]}},
            "results": [_sarif_result(f, index.get(f.rule, -1)) for f in result.findings],
            "invocations": [{"executionSuccessful": not result.errors,
