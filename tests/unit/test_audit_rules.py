@@ -460,3 +460,17 @@ def test_tenants_that_do_not_parse_are_named_not_enforced() -> None:
     assert ctx.invalid_tenants == invalid and ctx.tenants == ()
     found = audit_objects(ctx, broken)
     assert rules_of(found) == ["tenancy/boundary"] and "is not a namespace name" in found[0].message
+
+
+def test_a_tenants_sync_and_source_are_held_to_the_tenancy_rules_too() -> None:
+    ctx = context(tenants=[tenant(sourceURLs=["https://git.example/team-a/*"])], namespaces=[namespace("ta")])
+    wrong_applier = sync("s", "ta", account="kubectl-gitops-applier")
+    source = {"apiVersion": "kubectl-gitops.dev/v1alpha1", "kind": "GitSource",
+              "metadata": {"name": "src", "namespace": "ta"}, "spec": {"url": "https://evil.example/x"}}
+    found = audit_objects(ctx, wrong_applier, source)
+    assert [(f.rule, f.object.kind) for f in found] == [("tenancy/boundary", "Sync"), ("tenancy/boundary", "GitSource")]
+    assert "applier:" in found[0].message and "sourceURLs:" in found[1].message
+    report = {"apiVersion": "kubectl-gitops.dev/v1alpha1", "kind": "AuditReport",
+              "metadata": {"name": "kubectl-gitops-audit", "namespace": "ta"}}
+    denied = context(tenants=[tenant(kinds={"deny": ["kubectl-gitops.dev/*"]})], namespaces=[namespace("ta")])
+    assert audit_objects(denied, report) == []  # our own reports are never a tenant's doing

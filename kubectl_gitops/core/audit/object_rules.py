@@ -60,21 +60,26 @@ _GENERATED_KINDS: Final = frozenset({
     ("discovery.k8s.io", "EndpointSlice"), ("apps", "ControllerRevision"),
 })
 _GENERATED_OBJECTS: Final = frozenset({("", "ServiceAccount", "default"), ("", "ConfigMap", "kube-root-ca.crt")})
+_REPORTS: Final = frozenset({(GROUP, "AuditReport"), (GROUP, "ClusterAuditReport")})
 
 
 # ------------------------------------------------------------------ shared tests
 
 
 def generated(obj: Mapping[str, Any]) -> bool:
-    """Made by a controller or the control plane (or by us), not by a person or a Sync."""
+    """Made by a controller or the control plane (or our reports), not by a person or a Sync."""
     ref = ref_of(obj)
     if (ref.group, ref.kind) in _GENERATED_KINDS or (ref.group, ref.kind, ref.name) in _GENERATED_OBJECTS:
         return True
-    if ref.group == GROUP and ref.kind != KIND_TENANT:
-        return True  # GitSources, Syncs, reports: GitOps' own configuration, made by `kubectl gitops`
     if meta(obj).get("ownerReferences"):
         return True
     return ref.group == "" and ref.kind == "Secret" and obj.get("type") == "kubernetes.io/service-account-token"
+
+
+def gitops_configuration(obj: Mapping[str, Any]) -> bool:
+    """GitSources, Syncs and the like: made by `kubectl gitops create`, not expected in Git."""
+    ref = ref_of(obj)
+    return ref.group == GROUP and ref.kind != KIND_TENANT
 
 
 # ------------------------------------------------------------------ tenancy/boundary
@@ -87,7 +92,7 @@ def tenant_boundary(rule: Rule, obj: Mapping[str, Any], ctx: AuditContext) -> It
         if not answer.allowed:
             yield rule.finding(ref, answer.message, "Fix the Tenant's spec (the webhook refuses it as it is)")
         return
-    if ref.key in ctx.platform_objects or generated(obj):
+    if ref.key in ctx.platform_objects or generated(obj) or (ref.group, ref.kind) in _REPORTS:
         return
     tenant = _judging_tenant(obj, ctx)
     if tenant is None:
@@ -367,7 +372,7 @@ def orphan(rule: Rule, obj: Mapping[str, Any], ctx: AuditContext) -> Iterator[Fi
         return
     if ref.namespace not in ctx.managed_namespaces or ref.namespace in SYSTEM_NAMESPACES:
         return
-    if ref.key in ctx.inventory or ref.key in ctx.platform_objects or generated(obj):
+    if ref.key in ctx.inventory or ref.key in ctx.platform_objects or generated(obj) or gitops_configuration(obj):
         return
     if owner is not None:
         yield rule.finding(ref, f"labelled as applied by Sync {owner[0]}/{owner[1]}, but not in its inventory "
@@ -402,5 +407,5 @@ def parse_time(value: object) -> dt.datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
-__all__ = ["applier_impersonation", "declared_ownership", "drift_changed", "drift_ownership", "generated", "name_of",
-           "orphan", "parse_time", "tenant_boundary", "tenant_escalation"]
+__all__ = ["applier_impersonation", "declared_ownership", "drift_changed", "drift_ownership", "generated",
+           "gitops_configuration", "name_of", "orphan", "parse_time", "tenant_boundary", "tenant_escalation"]
