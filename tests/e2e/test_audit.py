@@ -28,6 +28,7 @@ from tests.e2e.webhookworld import APP, Cluster, webhook_cluster
 from tests.helpers import Run, gitops, kubectl
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
+CLUSTER = "audit-e2e"
 PEOPLE = (("bob", "devs"), ("tina", "team-a"))
 """No break-glass member: webhookworld would give that group `edit` cluster-wide, which (rightly)
 lets it impersonate every applier, and the clean cluster must be clean."""
@@ -35,7 +36,7 @@ lets it impersonate every applier, and the clean cluster must be clean."""
 
 @pytest.fixture(scope="module")
 def wh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    yield from webhook_cluster("audit", tmp_path_factory, people=PEOPLE)
+    yield from webhook_cluster(CLUSTER, tmp_path_factory, people=PEOPLE)
 
 
 def audit(wh: Cluster, *args: str) -> Run:
