@@ -23,7 +23,7 @@ import datetime as dt
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
@@ -130,9 +130,18 @@ def run_audit(kube: Kube, scope: Scope = EVERYTHING, *, rules: Sequence[Rule] = 
         streamed = [i for i in served if (i.group, i.kind) not in held]
         list(pool.map(lambda i: _audit_kind(kube, i, ctx, rules, tally, page), streamed))
         if probing is not None:
-            ctx = dataclasses.replace(ctx, facts=dataclasses.replace(ctx.facts, webhook_probe=tuple(probing.result())))
+            ctx = dataclasses.replace(ctx, facts=dataclasses.replace(ctx.facts, webhook_probe=_probed(probing, tally)))
     findings = tally.findings + registry.run_cluster(ctx, rules)
     return AuditResult.of(findings, rules, tally.objects, tally.errors)
+
+
+def _probed(probing: Future[Sequence[CheckResult]], tally: _Tally) -> tuple[CheckResult, ...] | None:
+    """The probe's results; a probe that broke leaves the audit incomplete (and says why)."""
+    try:
+        return tuple(probing.result())
+    except Exception as err:
+        tally.error(f"webhook probe: {type(err).__name__}: {err}")
+        return None
 
 
 def _in_scope(items: Sequence[JSON], ctx: AuditContext) -> int:

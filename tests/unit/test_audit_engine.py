@@ -183,3 +183,12 @@ def test_prefetching_keeps_order_surfaces_errors_and_stops_with_its_consumer() -
 
     time.sleep(0.5)
     assert len(fetched) <= 3  # the fetcher stopped: at most a page or two ahead
+
+
+def test_a_probe_that_breaks_makes_the_audit_incomplete_not_a_crash() -> None:
+    def broken(kube: object) -> list[Any]:
+        raise OSError("connection reset")
+
+    result = run(world(cms=1), webhook_probe=broken)
+    assert result.errors == ("webhook probe: OSError: connection reset",)
+    assert result.exit_code(Severity.ERROR) == 2
