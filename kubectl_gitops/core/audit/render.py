@@ -17,7 +17,7 @@ from typing import Any, Final
 from xml.etree import ElementTree as ET
 
 from kubectl_gitops.constants import API_VERSION
-from kubectl_gitops.core.audit.model import AuditResult, Finding, Rule, Severity
+from kubectl_gitops.core.audit.model import CLUSTER, AuditResult, Finding, Rule, Severity
 
 JSON = dict[str, Any]
 KIND_REPORT: Final = "AuditReport"
@@ -57,10 +57,15 @@ def to_json(result: AuditResult, scope: str) -> str:
 # ------------------------------------------------------------------ table
 
 
+def shown(finding: Finding) -> str:
+    """`Kind/namespace/name`, or `(cluster)` for findings about the cluster as a whole."""
+    return "(cluster)" if finding.object == CLUSTER else finding.object.display
+
+
 def table(result: AuditResult) -> str:
     if not result.findings:
         return "no findings\n" + summary_line(result)
-    rows = [(f.severity.value, f.rule, f.object.display, f.message) for f in result.findings]
+    rows = [(f.severity.value, f.rule, shown(f), f.message) for f in result.findings]
     widths = [max(len(r[i]) for r in [("SEVERITY", "RULE", "OBJECT", "MESSAGE"), *rows]) for i in range(3)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(("SEVERITY", "RULE", "OBJECT"), widths, strict=True)) + "  MESSAGE"]
     for finding, row in zip(result.findings, rows, strict=True):
@@ -97,9 +102,9 @@ def _sarif_rule(rule: Rule) -> JSON:
 def _sarif_result(finding: Finding, rule_index: int) -> JSON:
     ref = finding.object
     out: JSON = {"ruleId": finding.rule, "level": _level(finding.severity),
-                 "message": {"text": f"{ref.display}: {finding.message} Fix: {finding.fix}"},
+                 "message": {"text": f"{shown(finding)}: {finding.message} Fix: {finding.fix}"},
                  "locations": [{"physicalLocation": {"artifactLocation": {"uri": object_uri(finding)}},
-                                "logicalLocations": [{"fullyQualifiedName": ref.display, "kind": "resource"}]}],
+                                "logicalLocations": [{"fullyQualifiedName": shown(finding), "kind": "resource"}]}],
                  "partialFingerprints": {"kubectlGitopsObject/v1": f"{finding.rule}|{ref.id}"}}
     if rule_index >= 0:
         out["ruleIndex"] = rule_index
@@ -129,7 +134,7 @@ def junit(result: AuditResult, *, now: dt.datetime, hostname: str) -> str:
             "failures": str(len(findings)), "errors": "0", "time": "0"})
         ET.SubElement(suite, "properties")
         for finding in findings:
-            case = ET.SubElement(suite, "testcase", {"name": _xml(finding.object.display) or "cluster",
+            case = ET.SubElement(suite, "testcase", {"name": _xml(shown(finding)),
                                                      "classname": rule_id, "time": "0"})
             failure = ET.SubElement(case, "failure", {"message": _xml(finding.message),
                                                       "type": finding.severity.value})
