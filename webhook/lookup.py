@@ -23,15 +23,15 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from kubectl_gitops.adapters.kube import object_path
-from kubectl_gitops.constants import (
-    API_VERSION,
-    DEFAULT_APPLIER_SA,
-    PLURAL_SOURCE,
-    PLURAL_SYNC,
-    SYSTEM_NAMESPACE,
-)
+from kubectl_gitops.constants import API_VERSION, PLURAL_SOURCE, PLURAL_SYNC
 from kubectl_gitops.core.admission import AdmissionRequest
-from kubectl_gitops.core.drift import MODES, SyncInfo
+
+# The mapping from a Sync to what the guard needs is pure and lives in the core, where `audit`
+# uses it too; re-exported here for the webhook's callers.
+from kubectl_gitops.core.drift import SyncInfo, applier_username, sync_info
+
+__all__ = ["ApiParentFetcher", "CachedSyncLookup", "JsonGet", "ParentFetcher", "SyncInfo", "SyncLookup",
+           "applier_username", "from_cluster", "kube_getter", "parent_path", "sync_info"]
 
 JSON = dict[str, Any]
 
@@ -50,42 +50,9 @@ class JsonGet(Protocol):
     def __call__(self, path: str, /) -> JSON | None: ...
 
 
-def applier_username(sync_namespace: str, service_account: str | None) -> str:
-    """The identity a Sync applies as: its own ServiceAccount, or the default applier."""
-    if service_account:
-        return f"system:serviceaccount:{sync_namespace}:{service_account}"
-    return f"system:serviceaccount:{SYSTEM_NAMESPACE}:{DEFAULT_APPLIER_SA}"
-
-
 TenantApplier = Callable[[str], "tuple[str, str] | None"]
 """`applier_of(namespace)`: (name, username) of the applier of the Tenant claiming it, or None."""
 
-
-def sync_info(sync: JSON, source: JSON | None, tenant_applier: tuple[str, str] | None = None) -> SyncInfo:
-    """A SyncInfo from a Sync object and its GitSource (None when the source is missing).
-
-    `tenant_applier`: (name, username) of the applier of the Tenant claiming the Sync's namespace.
-    A tenant's Sync names its applier by name only (`serviceAccountName: tenant-NAME-applier`) and
-    the engine applies as the Tenant's applier, which lives outside the tenant's namespaces; the
-    guard must expect that identity, not an account of that name in the Sync's namespace.
-    """
-    meta, spec, status = (_dict(sync.get(k)) for k in ("metadata", "spec", "status"))
-    namespace = str(meta.get("namespace", ""))
-    mode = spec.get("driftGuard", "enforce")
-    account = spec.get("serviceAccountName")
-    applier = applier_username(namespace, account if isinstance(account, str) else None)
-    if tenant_applier is not None and account == tenant_applier[0]:
-        applier = tenant_applier[1]
-    return SyncInfo(
-        name=str(meta.get("name", "")),
-        namespace=namespace,
-        source_url=str(_dict(_dict(source).get("spec")).get("url", "")),
-        path=str(spec.get("path") or ""),
-        revision=str(status.get("lastAppliedRevision") or ""),
-        mode=mode if mode in MODES else "enforce",  # a typo must not switch the guard off
-        appliers=frozenset({applier}),
-        suspended=spec.get("suspend") is True,
-    )
 
 
 def _dict(value: object) -> JSON:

@@ -29,7 +29,7 @@ from kubectl_gitops.adapters.kube import object_path
 from kubectl_gitops.constants import API_VERSION
 from kubectl_gitops.core.errors import GitOpsError
 from kubectl_gitops.core.tenancy import Facts
-from kubectl_gitops.core.tenant import Tenant, parse_tenant, tenant_for
+from kubectl_gitops.core.tenant import Tenant, parse_tenants, tenant_for
 
 from .lookup import JsonGet
 
@@ -214,12 +214,11 @@ class ClusterFacts:
 
 
 def _parse_all(objs: Iterable[JSON]) -> Iterable[Tenant]:
-    for obj in sorted(objs, key=_name):
-        try:
-            yield parse_tenant(obj)
-        except GitOpsError as err:
-            # Admission refuses such a spec; one stored before the webhook ran is reported, not enforced.
-            log.warning("Tenant %s is not enforced at admission: %s", _name(obj), err)
+    tenants, invalid = parse_tenants(objs)
+    for name, why in invalid.items():
+        # Admission refuses such a spec; one stored before the webhook ran is reported, not enforced.
+        log.warning("Tenant %s is not enforced at admission: %s", name, why)
+    return tenants
 
 
 def from_cluster(kubeconfig: str | None = None, *, timeout: float = 2.0) -> ClusterFacts:

@@ -23,6 +23,7 @@ COMPLETE_VAR = "_KUBECTL_GITOPS_COMPLETE"  # click would derive "_KUBECTL GITOPS
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "version": ("kubectl_gitops.cli.version_cmd", "version", "Print the plugin version (and the server's)."),
     "check": ("kubectl_gitops.cli.check_cmd", "check", "Pre-flight checks: kubectl, kubeconfig, API, RBAC."),
+    "audit": ("kubectl_gitops.cli.audit_cmd", "audit", "Run the admission rules over the live cluster."),
     "dev": ("kubectl_gitops.cli.dev_cmd", "dev", "A local throwaway control plane for demos and tests."),
     "install": ("kubectl_gitops.cli.install_cmd", "install", "Install CRDs, RBAC and the webhook."),
     "uninstall": ("kubectl_gitops.cli.install_cmd", "uninstall", "Remove kubectl-gitops from the cluster."),

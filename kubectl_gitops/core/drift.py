@@ -49,9 +49,11 @@ from urllib.parse import urlsplit, urlunsplit
 from kubectl_gitops.constants import (
     ANNOTATION_FIELDS,
     ANNOTATION_REVISION,
+    DEFAULT_APPLIER_SA,
     FIELD_MANAGER,
     LABEL_SYNC,
     LABEL_SYNC_NAMESPACE,
+    SYSTEM_NAMESPACE,
 )
 from kubectl_gitops.core import declared
 from kubectl_gitops.core.admission import MAX_WARNING, AdmissionRequest, AdmissionResponse, allow
@@ -100,6 +102,46 @@ class SyncInfo:
 
 SyncLookup = Callable[[str, str], SyncInfo | None]
 """`lookup(namespace, name)`: the Sync, or None when it does not exist."""
+
+
+def applier_username(sync_namespace: str, service_account: str | None) -> str:
+    """The identity a Sync applies as: its own ServiceAccount, or the default applier."""
+    if service_account:
+        return f"system:serviceaccount:{sync_namespace}:{service_account}"
+    return f"system:serviceaccount:{SYSTEM_NAMESPACE}:{DEFAULT_APPLIER_SA}"
+
+
+def sync_info(sync: Mapping[str, Any], source: Mapping[str, Any] | None,
+              tenant_applier: tuple[str, str] | None = None) -> SyncInfo:
+    """A SyncInfo from a Sync object and its GitSource (None when the source is missing).
+
+    `tenant_applier`: (name, username) of the applier of the Tenant claiming the Sync's namespace.
+    A tenant's Sync names its applier by name only (`serviceAccountName: tenant-NAME-applier`) and
+    the engine applies as the Tenant's applier, which lives outside the tenant's namespaces; the
+    guard must expect that identity, not an account of that name in the Sync's namespace.
+    (Used by the webhook's lookup and by `audit`, so both expect the same applier.)
+    """
+    meta, spec, status = (_as_map(sync.get(k)) for k in ("metadata", "spec", "status"))
+    namespace = str(meta.get("namespace", ""))
+    mode = spec.get("driftGuard", "enforce")
+    account = spec.get("serviceAccountName")
+    applier = applier_username(namespace, account if isinstance(account, str) else None)
+    if tenant_applier is not None and account == tenant_applier[0]:
+        applier = tenant_applier[1]
+    return SyncInfo(
+        name=str(meta.get("name", "")),
+        namespace=namespace,
+        source_url=str(_as_map(_as_map(source).get("spec")).get("url", "")),
+        path=str(spec.get("path") or ""),
+        revision=str(status.get("lastAppliedRevision") or ""),
+        mode=mode if mode in MODES else "enforce",  # a typo must not switch the guard off
+        appliers=frozenset({applier}),
+        suspended=spec.get("suspend") is True,
+    )
+
+
+def _as_map(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def ownership(obj: Mapping[str, Any] | None) -> tuple[str, str] | None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from kubectl_gitops.constants import SYSTEM_NAMESPACE
+from kubectl_gitops.core.errors import GitOpsError
 from kubectl_gitops.core.spec import InvalidSpec
 
 DEFAULT_ROLES: Final = ("edit", "view")
@@ -212,6 +213,25 @@ def _bool(value: object, default: bool, where: str) -> bool:
 
 
 # ------------------------------------------------------------------ the set of Tenants
+
+
+def parse_tenants(objs: Iterable[Mapping[str, Any]]) -> tuple[tuple[Tenant, ...], dict[str, str]]:
+    """Every Tenant object that parses, by name, and why each other one does not (name -> reason).
+
+    One that does not parse is not enforced (admission refuses such a spec; one stored before the
+    webhook ran is reported: by the webhook's log, and by `audit` as a finding)."""
+    tenants, invalid = [], {}
+    for obj in sorted(objs, key=_object_name):
+        try:
+            tenants.append(parse_tenant(obj))
+        except GitOpsError as err:  # InvalidSpec, or anything else the parser refuses with
+            invalid[_object_name(obj)] = str(err)
+    return tuple(tenants), invalid
+
+
+def _object_name(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata")
+    return str(meta.get("name") or "") if isinstance(meta, Mapping) else ""
 
 
 def tenant_for(tenants: Iterable[Tenant], namespace: str, labels: Mapping[str, str] | None = None) -> Tenant | None:
