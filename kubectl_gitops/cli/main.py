@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "delete": ("kubectl_gitops.cli.delete_cmd", "delete", "Delete a Sync (pruning its objects), GitSource or Tenant."),
     "suspend": ("kubectl_gitops.cli.suspend_cmd", "suspend", "Suspend a Sync or GitSource."),
     "resume": ("kubectl_gitops.cli.suspend_cmd", "resume", "Resume a Sync or GitSource."),
+    "controller": ("kubectl_gitops.cli.controller_cmd", "controller", "Reconcile Syncs continuously (in-cluster)."),
     # Loaded by name so the CLI layer never imports Flask; the command lives with the webhook.
     "webhook": ("kubectl_gitops_webhook.cli", "webhook", "Run the admission webhook (TLS, gunicorn)."),
 }

@@ -62,9 +62,11 @@ class Hardening:
     """With `--client-ca-file`: install writes `client_ca_configmap` from it (else it must exist)."""
 
 
-def rendered(*, webhook: bool, webhook_url: str | None, hardening: Hardening = Hardening()) -> list[JSON]:
+def rendered(*, webhook: bool, webhook_url: str | None, hardening: Hardening = Hardening(),
+             controller: bool = True) -> list[JSON]:
     objs = [m.obj for m in render(manifests_dir(), "install")]
-    objs = shape.select(objs, webhook=webhook, webhook_url=webhook_url, fail_closed=hardening.fail_closed)
+    objs = shape.select(objs, webhook=webhook, webhook_url=webhook_url, fail_closed=hardening.fail_closed,
+                        controller=controller)
     if webhook and not webhook_url and hardening.client_ca_configmap:
         objs = shape.with_client_ca(objs, hardening.client_ca_configmap, hardening.client_names)
         if hardening.client_ca_pem is not None:
@@ -118,10 +120,11 @@ def _still_good(cert: bytes, ca: bytes, hosts: tuple[str, ...]) -> bool:
 
 
 def install(kube: Kube, *, webhook: bool, webhook_url: str | None, cert_dir: Path | None = None,
-            tick: Tick | None = None, hardening: Hardening = Hardening()) -> list[ObjectResult]:
+            tick: Tick | None = None, hardening: Hardening = Hardening(), controller: bool = True) -> list[ObjectResult]:
+    """`controller=False`: without the in-cluster controller Deployment (a local process runs it)."""
     if webhook and not webhook_url:
         check_client_ca(kube, hardening)
-    objs = rendered(webhook=webhook, webhook_url=webhook_url, hardening=hardening)
+    objs = rendered(webhook=webhook, webhook_url=webhook_url, hardening=hardening, controller=controller)
     if webhook:
         serving = serving_certificate(kube, webhook_url)
         objs = shape.with_ca_bundle(objs, serving.ca_pem)
