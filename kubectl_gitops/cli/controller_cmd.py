@@ -78,10 +78,14 @@ def controller(ctx: click.Context, concurrency: int, leader_elect: bool, leader_
                       lease_namespace=leader_election_namespace, lease_duration=lease_duration,
                       renew_deadline=renew_deadline, retry_period=retry_period, grace=grace_period)
     ctl = Controller(kube, runner, options, metrics)
-    if metrics_at is not None:
-        start_http_server(metrics_at[1], metrics_at[0], registry=metrics.registry)
-    if health_at is not None:
-        serve_health(ctl, *health_at)
+    try:
+        if metrics_at is not None:
+            start_http_server(metrics_at[1], metrics_at[0], registry=metrics.registry)
+        if health_at is not None:
+            serve_health(ctl, *health_at)
+    except OSError as err:
+        raise UsageError(f"cannot serve metrics on {metrics_addr} / probes on {health_addr}: "
+                         f"{err.strerror or err}") from None
 
     def on_signal(_signum: int, _frame: Any) -> None:
         ctl.stop()

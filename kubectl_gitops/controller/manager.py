@@ -109,7 +109,8 @@ class Controller:
             store = LeaseStore(kube, options.lease_namespace, options.lease_name)
             self.elector = Elector(store, options.identity or default_identity(),
                                    lease_duration=options.lease_duration, renew_deadline=options.renew_deadline,
-                                   retry_period=options.retry_period, on_lost=self._lost_lease)
+                                   retry_period=options.retry_period, on_lost=self._lost_lease,
+                                   on_start=lambda: self.metrics.leader.set(1))
 
     # ------------------------------------------------------------ life cycle
 
@@ -276,6 +277,8 @@ class Controller:
         qkey = SYNC + f"{ns}/{name}"
         interval, retry = _intervals(obj)
         requested = triggers.requested_at(obj) if triggers.request_pending(obj) else ""
+        if requested:  # "sync now" means from Git as it is now, not from the last fetch
+            self.runner.shared.forget(*triggers.source_key(obj).split("/", 1))
         started = time.monotonic()
         try:
             report = self.runner.reconcile(ns, name)

@@ -62,7 +62,7 @@ def report_of(obj: JSON) -> SyncReport:
     if spec.get("suspend") is True:
         return SyncReport(ns, name, str(status.get("lastAppliedRevision") or ""), False, "Suspended",
                           "the Sync is suspended; nothing was done", 0.0)
-    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+    ready: JSON = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
     history = (status.get("history") or [{}])[0]
     counts = {str(k): int(v) for k, v in (history.get("counts") or {}).items()}
     return SyncReport(ns, name, str(status.get("lastAttemptedRevision") or history.get("revision") or ""),

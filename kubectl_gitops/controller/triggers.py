@@ -62,11 +62,14 @@ def sync_needs_run(obj: JSON, old: JSON | None) -> bool:
     """Reconcile now (rather than at the next interval)?"""
     if deleting(obj):
         return has_finalizer(obj)
-    if not has_finalizer(obj) or request_pending(obj):
+    if not has_finalizer(obj):
         return True
     if old is None:
-        return not observed(obj)
-    return generation(obj) != generation(old)
+        return request_pending(obj) or not observed(obj)
+    # A request counts once, when its value appears: the run's own status writes (before it marks
+    # the request handled) must not queue a second run that would overwrite the answer.
+    new_request = request_pending(obj) and requested_at(obj) != requested_at(old)
+    return new_request or generation(obj) != generation(old)
 
 
 def became_ready(obj: JSON, old: JSON | None) -> bool:

@@ -120,7 +120,8 @@ def _still_good(cert: bytes, ca: bytes, hosts: tuple[str, ...]) -> bool:
 
 
 def install(kube: Kube, *, webhook: bool, webhook_url: str | None, cert_dir: Path | None = None,
-            tick: Tick | None = None, hardening: Hardening = Hardening(), controller: bool = True) -> list[ObjectResult]:
+            tick: Tick | None = None, hardening: Hardening = Hardening(),
+            controller: bool = True) -> list[ObjectResult]:
     """`controller=False`: without the in-cluster controller Deployment (a local process runs it)."""
     if webhook and not webhook_url:
         check_client_ca(kube, hardening)

@@ -38,7 +38,8 @@ class FakeServer:
 def test_watch_starts_at_the_list_version_and_follows_bookmarks() -> None:
     server = FakeServer()
     events: list[tuple[str, str]] = []
-    inf = Informer("x", server.list, server.watch).on_event(lambda k, o, _old: events.append((k, o["metadata"]["name"])))
+    inf = Informer("x", server.list, server.watch).on_event(
+        lambda k, o, _old: events.append((k, o["metadata"]["name"])))
     inf.relist()
     server.script = [[{"type": "ADDED", "object": obj("b", "5")},
                       {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "9"}}}],
@@ -86,8 +87,12 @@ def test_spec_change_runs_now_status_write_does_not() -> None:
 def test_request_annotation_runs_until_handled() -> None:
     asked = sync(annotations={ANNOTATION_REQUESTED_AT: "t1"})
     assert triggers.sync_needs_run(asked, sync())
+    during_the_run = sync(annotations={ANNOTATION_REQUESTED_AT: "t1"})
+    during_the_run["status"]["history"] = [{"revision": "x"}]
+    assert not triggers.sync_needs_run(during_the_run, asked), "its own status write queued a second run"
     asked["status"]["lastHandledReconcileAt"] = "t1"
     assert not triggers.sync_needs_run(asked, asked)
+    assert triggers.sync_needs_run(sync(annotations={ANNOTATION_REQUESTED_AT: "t0"}), None), "pending at start-up"
 
 
 def test_missing_finalizer_and_deletion_run_now() -> None:
@@ -111,5 +116,6 @@ def test_dependency_turning_ready() -> None:
     assert triggers.became_ready(sync(), not_ready)
     assert not triggers.became_ready(sync(), sync())
     assert not triggers.became_ready(sync(gen=2, observed=1), not_ready), "Ready for an older spec"
-    dependent = {"metadata": {"namespace": "n"}, "spec": {"dependsOn": [{"name": "s"}, {"name": "t", "namespace": "m"}]}}
+    dependent = {"metadata": {"namespace": "n"},
+                 "spec": {"dependsOn": [{"name": "s"}, {"name": "t", "namespace": "m"}]}}
     assert triggers.depends_on(dependent) == {"n/s", "m/t"}
