@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -91,7 +92,10 @@ class Informer:
             try:
                 self.relist()
                 while not self._stop.is_set():
+                    began = time.monotonic()
                     self.watch_once()
+                    if time.monotonic() - began < 1.0:  # a server ending watches at once: don't spin
+                        self._stop.wait(self._backoff)
             except Exception as err:  # 410 Gone, a dropped connection, an outage: list again
                 log.info("watch of %s ended (%s); listing again", self.what, str(err)[:200],
                          extra={"reason": "WatchRestarted"})
