@@ -353,3 +353,56 @@ def test_unreachable_source_backs_off_and_recovers(w: World, start: Start, tmp_p
     w.repo.write("app/a.yaml", docs(configmap("a", {"v": "2"}))).commit()
     wait_for("recovered", lambda: ready(w, "app") and cm_data(w, "a") == {"v": "2"}, 4 + INTERVAL + 5)
     assert ctl.metric("gitops_sync_consecutive_failures", namespace=w.ns, name="app") == 0
+
+
+def test_suspend_is_honoured_and_resume_reconciles_at_once(w: World, start: Start) -> None:
+    w.repo.write("app/a.yaml", docs(configmap("a", {"v": "git"}))).commit()
+    setup(w, {"app": {"path": "app", "interval": "10m"}})
+    start()
+    wait_for("first apply", lambda: cm_data(w, "a") == {"v": "git"}, 20)
+    w.kubectl("patch", SYNC_RESOURCE, "app", "--type", "merge", "-p", '{"spec":{"suspend":true}}')
+    w.kubectl("patch", "configmap", "a", "--type", "merge", "-p", '{"data":{"v":"hand-edit"}}')
+    time.sleep(2 * INTERVAL)
+    assert cm_data(w, "a") == {"v": "hand-edit"}, "a suspended Sync was reconciled"
+    w.kubectl("patch", SYNC_RESOURCE, "app", "--type", "merge", "-p", '{"spec":{"suspend":false}}')
+    took = wait_for("resume reconciles", lambda: cm_data(w, "a") == {"v": "git"}, 5)
+    print(f"resume -> reconciled in {took:.1f}s (interval 10m)")
+
+
+def test_sigterm_lets_the_run_in_flight_finish(w: World, start: Start) -> None:
+    names = [f"cm-{i:03d}" for i in range(300)]
+    w.repo.write("app/all.yaml", docs(*(configmap(n) for n in names))).commit()
+    setup(w, {"app": {"path": "app"}})
+    ctl = start("--concurrency", "1")
+    wait_for("a partial apply", lambda: len(w.names("configmap") & set(names)) >= 20, 60, poll=0.05)
+    assert ctl.terminate(timeout=40) == 0
+    assert len(w.names("configmap") & set(names)) == len(names), "SIGTERM cut the run in flight short"
+    assert ready(w, "app") and w.sync_status("app")["lastAppliedRevision"].endswith(w.repo.head())
+    stopping = next(ln for ln in ctl.lines() if ln.get("reason") == "Stopping")
+    assert "1 run(s) in flight" in stopping["msg"]
+    assert not any(ln.get("reason") == "Abandoned" for ln in ctl.lines())
+
+
+def test_a_dependency_turning_ready_runs_its_dependents_at_once(w: World, start: Start, tmp_path: Path) -> None:
+    """`app` depends on `base`; app's own source never changes, so only base's Ready can wake it."""
+    w.repo.write("base/b.yaml", "kind: [broken\n").commit()
+    other = GitRepo(tmp_path / "other")
+    other.write("app/a.yaml", docs(configmap("a"))).commit()
+    objs = [resources.git_source("src", w.ns, w.repo.url, branch="main", interval="2s"),
+            resources.git_source("other", w.ns, other.url, branch="main", interval="10m"),
+            resources.sync("base", w.ns, "src", "base", interval="3s"),
+            resources.sync("app", w.ns, "other", "app", interval="10m", depends_on=["base"])]
+    for obj in objs[2:]:
+        obj["metadata"]["labels"] = {LABEL_SHARD: w.ns}
+        obj["spec"]["retryInterval"] = "10m"
+    kubectl("apply", "--server-side", f"--field-manager={FIELD_MANAGER}-cli", "-f", "-", kubeconfig=w.kubeconfig,
+            input=docs(*objs))
+    start()
+    wait_for("app waits for base", lambda: w.condition("app", "Ready").get("reason") == "DependencyNotReady", 20)
+    # Failures at about 0, 1, 3, 7, 15 s: app's next own retry is 16 s after its 5th failure, far
+    # beyond the bound below, which only base's source poll (2 s) and two runs fit in.
+    time.sleep(16)
+    w.repo.write("base/b.yaml", docs(configmap("b"))).commit()
+    took = wait_for("app runs once base is Ready", lambda: ready(w, "app"), 6)
+    print(f"dependency Ready -> dependent reconciled in {took:.1f}s")
+    assert w.exists("configmap", "a")
