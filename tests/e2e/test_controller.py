@@ -136,6 +136,9 @@ def start(w: World, tmp_path: Path) -> Iterator[Start]:
     yield run
     for proc in procs:
         proc.terminate()
+    # No controller is left for this shard: drop the finalizers so the namespace can be deleted.
+    for name in w.kubectl("get", SYNC_RESOURCE, "-o", "name", check=False).stdout.split():
+        w.kubectl("patch", name, "--type", "merge", "-p", '{"metadata":{"finalizers":null}}', check=False)
 
 
 def setup(w: World, syncs: dict[str, dict[str, Any]], *, source_interval: str = "2s") -> None:
