@@ -409,3 +409,28 @@ def test_a_dependency_turning_ready_runs_its_dependents_at_once(w: World, start:
     took = wait_for("app runs once base is Ready", lambda: ready(w, "app"), 6)
     print(f"dependency Ready -> dependent reconciled in {took:.1f}s")
     assert w.exists("configmap", "a")
+
+
+def test_dev_up_controller_runs_it_as_a_local_process(tmp_path: Path) -> None:
+    name = "ctl-dev-e2e"
+    up = gitops("dev", "up", "--name", name, "--controller", check=False, timeout=900)
+    try:
+        assert up.returncode == 0, up.output
+        status = gitops("dev", "status", "--name", name, "-o", "json")
+        procs = {c["name"]: c for c in json.loads(status.stdout)["components"]}
+        assert procs["controller"]["running"], status.stdout
+        kubeconfig = gitops("dev", "kubeconfig", "--name", name, "--path").stdout.strip()
+        in_cluster = kubectl("-n", "kubectl-gitops-system", "get", "deployment", "kubectl-gitops-controller",
+                             kubeconfig=kubeconfig, check=False)
+        assert in_cluster.returncode != 0, "the in-cluster controller was installed too"
+        repo = GitRepo(tmp_path / "repo")
+        repo.write("app/a.yaml", docs(configmap("a"))).commit()
+        kubectl("create", "namespace", "demo", kubeconfig=kubeconfig)
+        gitops("-n", "demo", "create", "source", "src", "--url", repo.url, "--branch", "main", "--interval", "2s",
+               kubeconfig=kubeconfig)
+        gitops("-n", "demo", "create", "sync", "app", "--source", "src", "--path", "app", "--interval", "3s",
+               kubeconfig=kubeconfig)
+        wait_for("applied by the local controller", lambda: kubectl(
+            "-n", "demo", "get", "configmap", "a", kubeconfig=kubeconfig, check=False).returncode == 0, 30)
+    finally:
+        gitops("dev", "down", "--name", name, check=False)
