@@ -434,3 +434,17 @@ def test_dev_up_controller_runs_it_as_a_local_process(tmp_path: Path) -> None:
             "-n", "demo", "get", "configmap", "a", kubeconfig=kubeconfig, check=False).returncode == 0, 30)
     finally:
         gitops("dev", "down", "--name", name, check=False)
+
+
+def test_plugin_delete_with_the_controller_running_prunes_or_keeps_as_asked(w: World, start: Start) -> None:
+    w.repo.write("app/a.yaml", docs(configmap("a"))).write("kept/k.yaml", docs(configmap("k"))).commit()
+    setup(w, {"app": {"path": "app"}, "kept": {"path": "kept"}})
+    start()
+    wait_for("applied", lambda: ready(w, "app") and ready(w, "kept"), 30)
+    w.gitops("delete", "sync", "kept", "--keep")
+    wait_for("kept deleted", lambda: not w.exists(SYNC_RESOURCE, "kept"), 10)
+    time.sleep(1)
+    assert w.exists("configmap", "k"), "--keep, yet the controller's finalizer pruned"
+    w.gitops("delete", "sync", "app")
+    wait_for("app deleted", lambda: not w.exists(SYNC_RESOURCE, "app"), 10)
+    assert not w.exists("configmap", "a")
