@@ -6,13 +6,19 @@ them, and tests pass plain functions. The real implementations read the API serv
 small `JsonGet` (GET a path, None on 404) so the cache and the mapping from Sync/GitSource JSON
 to `SyncInfo` are tested without a cluster.
 
-Caching: a Sync is read at most once per `ttl` seconds (default 5 s), including "not found".
-A webhook answers in milliseconds or the API server times out; a suspend/resume or a new Sync
-takes effect within one TTL. Parents of scale requests are cached *exactly*: a Scale carries its
-parent's uid and resourceVersion, so a parent read at that very version is reused and any other
-version is read again (never stale, whatever the timing). Refused scales of the same object
-(retries, a misconfigured autoscaler) then cost no API call; a scale that goes through changes
-the version, so the next one reads the parent again.
+Production lookups are served from memory (`WatchedSyncLookup`, `WatchedParentFetcher`): the
+Syncs and GitSources of the whole cluster are listed once and kept current by watches
+(kubectl_gitops.controller.informer: resourceVersion, bookmarks, re-list on 410 Gone), so a suspend,
+resume or new Sync takes effect as soon as its watch event arrives (tens of milliseconds, measured
+by tests/e2e/test_webhook_watch.py) and a review makes no API request in the steady state. Until
+the first list has arrived a lookup raises NotSynced and the guard fails closed; it never answers
+"no Sync" from an empty view. Parents of scale requests of the built-in scalable kinds
+(Deployments, StatefulSets, ReplicaSets) come from a watch of that kind, started on its first scale
+request; a parent is served from memory only at exactly the Scale's resourceVersion (a Scale
+carries its parent's uid and version), otherwise (a watch a moment behind, another kind) it is read
+once and cached at that version (`ApiParentFetcher`), never stale whatever the timing.
+
+`CachedSyncLookup` (a TTL cache over GETs) is kept for callers without watches (tests, tools).
 """
 
 from __future__ import annotations
@@ -23,7 +29,12 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from kubectl_gitops.adapters.kube import object_path
-from kubectl_gitops.constants import API_VERSION, PLURAL_SOURCE, PLURAL_SYNC
+from kubectl_gitops.constants import (
+    API_VERSION,
+    PLURAL_SOURCE,
+    PLURAL_SYNC,
+)
+from kubectl_gitops.controller.informer import Informer
 from kubectl_gitops.core.admission import AdmissionRequest
 
 # The mapping from a Sync to what the guard needs is pure and lives in the core, where `audit`
@@ -160,10 +171,90 @@ def kube_getter(timeout: float = 2.0, kubeconfig: str | None = None) -> JsonGet:
     return get
 
 
-def from_cluster(ttl: float = 5.0, kubeconfig: str | None = None) -> tuple[SyncLookup, ParentFetcher]:
-    """The production pair: a cached Sync lookup and a parent fetcher sharing one API client."""
-    get = kube_getter(kubeconfig=kubeconfig)
-    return CachedSyncLookup(get, ttl=ttl, tenant_applier=_shared_tenant_applier(kubeconfig)), ApiParentFetcher(get)
+class WatchedSyncLookup:
+    """`lookup(namespace, name)` from watched Syncs and GitSources: no API request per review."""
+
+    def __init__(self, syncs: Informer, sources: Informer, *, tenant_applier: TenantApplier | None = None,
+                 wait: float = 5.0) -> None:
+        self._syncs = syncs
+        self._sources = sources
+        self._tenant_applier = tenant_applier
+        self._wait = wait
+
+    def synced(self) -> bool:
+        return self._syncs.synced and self._sources.synced
+
+    def __call__(self, namespace: str, name: str) -> SyncInfo | None:
+        self._syncs.require(self._wait)  # NotSynced: the guard fails closed rather than guess
+        self._sources.require(self._wait)
+        sync = self._syncs.get(f"{namespace}/{name}")
+        if sync is None:
+            return None
+        ref = _dict(_dict(sync.get("spec")).get("sourceRef")).get("name")
+        source = self._sources.get(f"{namespace}/{ref}") if isinstance(ref, str) and ref else None
+        return sync_info(sync, source, self._tenant_applier(namespace) if self._tenant_applier else None)
+
+    def stop(self) -> None:
+        self._syncs.stop()
+        self._sources.stop()
+
+
+WATCHED_PARENTS = frozenset({("apps", "deployments"), ("apps", "statefulsets"), ("apps", "replicasets")})
+
+
+class WatchedParentFetcher:
+    """Parents of scale requests from watches of the built-in scalable kinds (one per kind, started
+    on its first scale request); anything else, or a watch a moment behind the Scale, via `fallback`."""
+
+    def __init__(self, watch: Callable[[str], Informer], fallback: ParentFetcher,
+                 kinds: frozenset[tuple[str, str]] = WATCHED_PARENTS) -> None:
+        self._watch = watch
+        self._fallback = fallback
+        self._kinds = kinds
+        self._lock = threading.Lock()
+        self._informers: dict[str, Informer] = {}
+        self.served_from_watch = 0
+
+    def __call__(self, req: AdmissionRequest) -> JSON | None:
+        res = req.resource
+        if req.name and (res.group, res.resource) in self._kinds:
+            informer = self._informer(f"{res.group}/{res.version}" if res.group else res.version, res.resource)
+            wanted = _version(req.old_object)
+            if informer.synced and wanted is not None:
+                parent = informer.get(f"{req.namespace}/{req.name}")
+                if parent is not None and _version(parent) == wanted:
+                    self.served_from_watch += 1
+                    return parent
+        return self._fallback(req)
+
+    def _informer(self, api_version: str, plural: str) -> Informer:
+        path = object_path(api_version, plural, None)
+        with self._lock:
+            found = self._informers.get(path)
+            if found is None:
+                found = self._informers[path] = self._watch(path).start()
+            return found
+
+
+def from_cluster(ttl: float = 5.0, kubeconfig: str | None = None, *,
+                 first_list: float = 10.0) -> tuple[SyncLookup, ParentFetcher]:
+    """The production pair, watch-backed (`ttl` is no longer used: nothing is cached by time).
+    Waits up to `first_list` s for the Syncs and GitSources to be listed, so /readyz (which builds
+    the pair) reports ready only with a view to answer from."""
+    from kubectl_gitops.adapters.kube import connect_auto
+    from kubectl_gitops.controller.informer import from_kube
+
+    del ttl
+    kube = connect_auto(kubeconfig)
+    kube.timeout = 10.0
+    syncs = from_kube(kube, "Syncs", object_path(API_VERSION, PLURAL_SYNC, None)).start()
+    sources = from_kube(kube, "GitSources", object_path(API_VERSION, PLURAL_SOURCE, None)).start()
+    lookup = WatchedSyncLookup(syncs, sources, tenant_applier=_shared_tenant_applier(kubeconfig))
+    syncs.wait_synced(first_list)
+    sources.wait_synced(first_list)
+    parents = WatchedParentFetcher(lambda path: from_kube(kube, f"parents {path}", path),
+                                   ApiParentFetcher(kube_getter(kubeconfig=kubeconfig)))
+    return lookup, parents
 
 
 def _shared_tenant_applier(kubeconfig: str | None) -> TenantApplier:

@@ -10,7 +10,7 @@ that names the server, the object and the server's own message.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -115,13 +115,16 @@ class Kube:
                                f"({method} {path}) by closing the connection: too large") from err
             raise ClusterUnreachable(f"API server {self.server} unreachable ({method} {path}): "
                                      f"{_short(err)}") from err
+        _observe(method, resp.status)
         if resp.status >= 300:
             raise _api_error(resp.status, resp.data, method, path)
         return _decode(resp.data, method, path)
 
-    def list_page(self, path: str, *, page: int = 500) -> tuple[list[JSON], str]:
+    def list_page(self, path: str, *, page: int = 500, label_selector: str = "") -> tuple[list[JSON], str]:
         """Every item of a collection path, and the list's resourceVersion (where a watch starts)."""
         query = {"limit": str(page)}
+        if label_selector:
+            query["labelSelector"] = label_selector
         items: list[JSON] = []
         while True:
             out = self.request("GET", path, query=query, timeout=self.timeout)
@@ -131,7 +134,8 @@ class Kube:
                 return items, str(meta.get("resourceVersion") or "")
             query["continue"] = str(meta["continue"])
 
-    def watch(self, path: str, resource_version: str, *, timeout_seconds: int = 240) -> Iterator[JSON]:
+    def watch(self, path: str, resource_version: str, *, timeout_seconds: int = 240,
+              label_selector: str = "") -> Iterator[JSON]:
         """Watch events (`{"type": ADDED|MODIFIED|DELETED|BOOKMARK, "object": ...}`) of a collection path
         from `resource_version`, until the server ends the watch (after about `timeout_seconds`).
 
@@ -142,6 +146,9 @@ class Kube:
 
         query = [("watch", "true"), ("resourceVersion", resource_version), ("allowWatchBookmarks", "true"),
                  ("timeoutSeconds", str(timeout_seconds))]
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        _observe("WATCH", 0)
         _, url, headers, _, _ = self._api.param_serialize(
             method="GET", resource_path=path, query_params=query,
             header_params={"Accept": "application/json", **self.headers}, auth_settings=["BearerToken"])
@@ -262,6 +269,21 @@ class Kube:
                     subresource: str | None = None) -> JSON:
         path = object_path(info.api_version, info.plural, _ns(info, namespace), name, subresource)
         return self.request("PATCH", path, body=patch, content_type="application/merge-patch+json")
+
+
+RequestObserver = Callable[[str, int], None]
+_OBSERVERS: list[RequestObserver] = []
+
+
+def observe_requests(observer: RequestObserver) -> None:
+    """Call `observer(verb, status)` for every request this process sends (the controller's metrics);
+    verb is the HTTP method, or WATCH for a watch (status 0: counted when it starts)."""
+    _OBSERVERS.append(observer)
+
+
+def _observe(verb: str, status: int) -> None:
+    for observer in _OBSERVERS:
+        observer(verb, status)
 
 
 def _encode(body: Any) -> bytes:

@@ -29,13 +29,18 @@ def dev() -> None:
 @click.option("--nodes", type=int, default=2, show_default=True, help="Fake kwok nodes to create.")
 @click.option("--webhook", is_flag=True,
               help="Also install kubectl-gitops and run its admission webhook locally (drift guard on).")
-def up(name: str, port: int | None, nodes: int, webhook: bool) -> None:
+@click.option("--controller", "with_controller", is_flag=True,
+              help="Also install kubectl-gitops and run its controller locally (continuous reconciliation).")
+def up(name: str, port: int | None, nodes: int, webhook: bool, with_controller: bool) -> None:
     """Build (first use only) and start the dev control plane; idempotent."""
     from kubectl_gitops.devcluster import cluster
 
     result = cluster.up(name, _progress, port=port, nodes=nodes)
     if webhook:
         _local_webhook(name)
+    if with_controller:
+        _local_controller(name, installed=webhook)
+    if webhook or with_controller:
         result = cluster.UpResult(cluster.status(name), result.reused, result.seconds, result.built)
     st = result.status
     verb = "already running" if result.reused else f"ready in {result.seconds:.1f}s"
@@ -60,12 +65,34 @@ def _local_webhook(name: str) -> None:
     cert_dir = Path(st.home) / "webhook"
     kube = Kube.connect(Target(st.kubeconfig))
     _progress(f"installing kubectl-gitops with its webhook at {url}")
-    install.install(kube, webhook=True, webhook_url=url, cert_dir=cert_dir)
+    install.install(kube, webhook=True, webhook_url=url, cert_dir=cert_dir, controller=False)
     args = [sys.executable, "-m", "kubectl_gitops.cli.main", "webhook", "serve", "--cert-dir", str(cert_dir),
             "--port", str(port), "--bind-address", "127.0.0.1", "--kubeconfig", st.kubeconfig,
             *cluster.webhook_client_args(name)]
     cluster.run_process(name, "webhook", args, cluster.https_ready(url + "/readyz", cert_dir / "ca.crt"))
     _progress(f"admission webhook serving on {url} (drift guard: enforce)")
+
+
+def _local_controller(name: str, *, installed: bool) -> None:
+    """Install (CRDs, RBAC; no in-cluster controller) and run `kubectl gitops controller` on loopback."""
+    import sys
+
+    from kubectl_gitops.adapters.kube import Kube, Target
+    from kubectl_gitops.devcluster import cluster
+    from kubectl_gitops.engine import install
+
+    st = cluster.status(name)
+    if not installed:
+        _progress("installing kubectl-gitops (CRDs and RBAC)")
+        install.install(Kube.connect(Target(st.kubeconfig)), webhook=False, webhook_url=None, controller=False)
+    health = cluster.reserve_port(name, "controller-health")
+    metrics = cluster.reserve_port(name, "controller-metrics")
+    args = [sys.executable, "-m", "kubectl_gitops.cli.main", "controller", "--kubeconfig", st.kubeconfig,
+            "--health-addr", f"127.0.0.1:{health}", "--metrics-addr", f"127.0.0.1:{metrics}",
+            "--allow-file-urls", "--log-format", "json"]
+    cluster.run_process(name, "controller", args, cluster.http_ready(f"http://127.0.0.1:{health}/readyz"))
+    _progress(f"controller running (metrics http://127.0.0.1:{metrics}/metrics, "
+              f"probes http://127.0.0.1:{health}/readyz)")
 
 
 @dev.command()

@@ -45,6 +45,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "wait": ("kubectl_gitops.cli.wait_cmd", "wait", "Wait until a Sync is ready or healthy."),
     "export": ("kubectl_gitops.cli.export_cmd", "export", "Print Syncs or GitSources as clean YAML."),
     "completion": ("kubectl_gitops.cli.completion_cmd", "completion", "Print a shell completion script."),
+    "controller": ("kubectl_gitops.cli.controller_cmd", "controller", "Reconcile Syncs continuously (in-cluster)."),
     # Loaded by name so the CLI layer never imports Flask; the command lives with the webhook.
     "webhook": ("kubectl_gitops_webhook.cli", "webhook", "Run the admission webhook (TLS, gunicorn)."),
 }

@@ -54,9 +54,13 @@ class _Bar:
 @click.option("--reset-inventory", is_flag=True,
               help="Rebuild a damaged status.inventory from the objects that carry the Sync's labels and "
                    "were applied by kubectl-gitops (see docs/engine-guarantees.md).")
+@click.option("--remote", is_flag=True,
+              help="Ask the in-cluster controller to reconcile now and wait for its result (docs/controller.md).")
+@click.option("--timeout", "remote_timeout", default="5m", show_default=True,
+              help="With --remote: how long to wait for the controller.")
 @click.pass_context
 def sync(ctx: click.Context, name: str, kubeconfig_: str | None, context_: str | None, namespace_: str | None,
-         output: str | None, concurrency: int, reset_inventory: bool) -> None:
+         output: str | None, concurrency: int, reset_inventory: bool, remote: bool, remote_timeout: str) -> None:
     """Reconcile the Sync NAME now: fetch, build, apply, prune, wait, record."""
     from kubectl_gitops.cli.context import connect, namespace_of
     from kubectl_gitops.engine.reconcile import Engine
@@ -67,8 +71,14 @@ def sync(ctx: click.Context, name: str, kubeconfig_: str | None, context_: str |
     bar = _Bar(sys.stderr.isatty() and output is None)
     engine = Engine(kube, tick=bar.tick, on_total=bar.begin, concurrency=concurrency)
     if output is None:
-        click.echo(f"► syncing {namespace}/{name}", err=True)
-    report = engine.reconcile(namespace, name, reset_inventory=reset_inventory)
+        click.echo(f"► syncing {namespace}/{name}{' (by the controller)' if remote else ''}", err=True)
+    if remote:
+        from kubectl_gitops.controller.remote import sync_remote
+        from kubectl_gitops.core.spec import parse_duration
+
+        report = sync_remote(kube, namespace, name, parse_duration(remote_timeout, 300.0, "--timeout"))
+    else:
+        report = engine.reconcile(namespace, name, reset_inventory=reset_inventory)
     bar.end()
     if report.error is not None and opts.debug:
         traceback.print_exception(report.error, file=sys.stderr)

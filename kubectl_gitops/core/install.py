@@ -47,12 +47,24 @@ def _is_webhook_workload(obj: JSON) -> bool:
     return obj.get("kind") in _IN_CLUSTER_KINDS and meta.get("name") == WEBHOOK_NAME
 
 
+CONTROLLER_NAME = "kubectl-gitops-controller"
+_CONTROLLER_WORKLOADS = {("Deployment", CONTROLLER_NAME), ("Service", f"{CONTROLLER_NAME}-metrics")}
+
+
+def is_controller_workload(obj: JSON) -> bool:
+    """The in-cluster controller's Deployment and metrics Service (not its RBAC)."""
+    return (obj.get("kind"), (obj.get("metadata") or {}).get("name")) in _CONTROLLER_WORKLOADS
+
+
 def select(objs: Iterable[JSON], *, webhook: bool, webhook_url: str | None = None,
-           fail_closed: bool = False) -> list[JSON]:
-    """The objects to apply for this install mode (deep copies; input untouched)."""
+           fail_closed: bool = False, controller: bool = True) -> list[JSON]:
+    """The objects to apply for this install mode (deep copies; input untouched). `controller=False`
+    leaves the in-cluster controller out (`dev up --controller` runs it as a local process)."""
     out: list[JSON] = []
     for original in objs:
         kind = original.get("kind")
+        if not controller and is_controller_workload(original):
+            continue
         if not webhook and (kind in WEBHOOK_CONFIG_KINDS or _is_webhook_workload(original)):
             continue
         if webhook_url and _is_webhook_workload(original):

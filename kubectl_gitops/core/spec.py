@@ -129,6 +129,8 @@ class SyncSpec:
     """sourceRef.namespace as written (the engine reads GitSources in the Sync's namespace only)."""
     revision: str = ""
     """spec.revision: a rollback pin (core/history.py); "" tracks the GitSource's ref."""
+    deletion_policy: str = "Delete"
+    """What the controller's finalizer does when the Sync is deleted: Delete (prune what it owns) or Orphan."""
 
     @property
     def key(self) -> str:
@@ -188,6 +190,9 @@ def _verify(raw: Any, where: str) -> Verify | None:
     return Verify(mode, policy)
 
 
+DELETION_POLICIES = ("Delete", "Orphan")
+
+
 def parse_sync(obj: Mapping[str, Any]) -> SyncSpec:
     name, namespace, generation = _meta(obj)
     spec = obj.get("spec") or {}
@@ -199,6 +204,9 @@ def parse_sync(obj: Mapping[str, Any]) -> SyncSpec:
     guard = str(spec.get("driftGuard") or "enforce")
     if guard not in ("enforce", "warn", "off"):
         raise InvalidSpec(f"{where}: spec.driftGuard must be enforce, warn or off, not {guard!r}")
+    policy = str(spec.get("deletionPolicy") or "Delete")
+    if policy not in DELETION_POLICIES:
+        raise InvalidSpec(f"{where}: spec.deletionPolicy must be Delete or Orphan, not {policy!r}")
     return SyncSpec(
         name=name, namespace=namespace, generation=generation, source_name=source,
         path=str(spec.get("path") or "./"), prune=bool(spec.get("prune", False)), interval=interval,
@@ -217,6 +225,7 @@ def parse_sync(obj: Mapping[str, Any]) -> SyncSpec:
         suspend=bool(spec.get("suspend", False)), force=bool(spec.get("force", False)), drift_guard=guard,
         source_namespace=str((spec.get("sourceRef") or {}).get("namespace") or ""),
         revision=_pin(spec.get("revision"), where),
+        deletion_policy=policy,
     )
 
 

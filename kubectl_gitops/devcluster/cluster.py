@@ -544,6 +544,11 @@ def _require(name: str) -> Cluster:
     return cluster
 
 
+def http_ready(url: str) -> Callable[[], bool]:
+    """A probe: True once `url` answers 200 over plain HTTP (the local controller's /readyz)."""
+    return lambda: _http_ok(url)
+
+
 def https_ready(url: str, ca_file: Path) -> Callable[[], bool]:
     def probe() -> bool:
         try:

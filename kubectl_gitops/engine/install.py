@@ -62,9 +62,11 @@ class Hardening:
     """With `--client-ca-file`: install writes `client_ca_configmap` from it (else it must exist)."""
 
 
-def rendered(*, webhook: bool, webhook_url: str | None, hardening: Hardening = Hardening()) -> list[JSON]:
+def rendered(*, webhook: bool, webhook_url: str | None, hardening: Hardening = Hardening(),
+             controller: bool = True) -> list[JSON]:
     objs = [m.obj for m in render(manifests_dir(), "install")]
-    objs = shape.select(objs, webhook=webhook, webhook_url=webhook_url, fail_closed=hardening.fail_closed)
+    objs = shape.select(objs, webhook=webhook, webhook_url=webhook_url, fail_closed=hardening.fail_closed,
+                        controller=controller)
     if webhook and not webhook_url and hardening.client_ca_configmap:
         objs = shape.with_client_ca(objs, hardening.client_ca_configmap, hardening.client_names)
         if hardening.client_ca_pem is not None:
@@ -118,10 +120,12 @@ def _still_good(cert: bytes, ca: bytes, hosts: tuple[str, ...]) -> bool:
 
 
 def install(kube: Kube, *, webhook: bool, webhook_url: str | None, cert_dir: Path | None = None,
-            tick: Tick | None = None, hardening: Hardening = Hardening()) -> list[ObjectResult]:
+            tick: Tick | None = None, hardening: Hardening = Hardening(),
+            controller: bool = True) -> list[ObjectResult]:
+    """`controller=False`: without the in-cluster controller Deployment (a local process runs it)."""
     if webhook and not webhook_url:
         check_client_ca(kube, hardening)
-    objs = rendered(webhook=webhook, webhook_url=webhook_url, hardening=hardening)
+    objs = rendered(webhook=webhook, webhook_url=webhook_url, hardening=hardening, controller=controller)
     if webhook:
         serving = serving_certificate(kube, webhook_url)
         objs = shape.with_ca_bundle(objs, serving.ca_pem)
@@ -139,6 +143,35 @@ def write_cert_dir(serving: Serving, cert_dir: Path) -> None:
     pki.KeyPair(serving.cert_pem, serving.key_pem).write(cert_dir / "tls.crt", cert_dir / "tls.key")
 
 
+def _release_syncs(kube: Kube, resources: Any, objs: list[JSON]) -> None:
+    """Stop the in-cluster controller, then drop its finalizer from every Sync (orphaning their
+    objects, as uninstall always has): deleting the CRDs would otherwise wait forever on Syncs
+    whose finalizer no controller is left to run (docs/controller.md)."""
+    from kubectl_gitops.constants import ANNOTATION_ORPHAN, FINALIZER
+    from kubectl_gitops.engine.record import SYNCS
+
+    for obj in objs:
+        if shape.is_controller_workload(obj) and obj.get("kind") == "Deployment":
+            info = resources.get("apps/v1", "Deployment")
+            if info is not None:
+                kube.delete(info, obj["metadata"]["name"], obj["metadata"]["namespace"])
+    if resources.get(SYNCS.api_version, SYNCS.kind) is None:
+        return
+    for sync in kube.list(SYNCS):
+        meta = sync.get("metadata") or {}
+        finalizers = list(meta.get("finalizers") or [])
+        if FINALIZER not in finalizers:
+            continue
+        patch = {"metadata": {"finalizers": [f for f in finalizers if f != FINALIZER],
+                              "annotations": {ANNOTATION_ORPHAN: "true"},
+                              "resourceVersion": meta.get("resourceVersion")}}
+        try:
+            kube.merge_patch(SYNCS, str(meta.get("name")), str(meta.get("namespace")), patch)
+        except GitOpsError as err:
+            print(f"warning: Sync {meta.get('namespace')}/{meta.get('name')}: cannot remove the finalizer "
+                  f"({err}); remove it by hand: kubectl gitops delete sync NAME --keep", file=sys.stderr)
+
+
 def uninstall(kube: Kube) -> list[ObjectResult]:
     """Delete in reverse stage order: webhook configurations first, so nothing is ever locked out."""
     objs = rendered(webhook=True, webhook_url=None)
@@ -147,6 +180,8 @@ def uninstall(kube: Kube) -> list[ObjectResult]:
     resources = kube.discover()
     results: list[ObjectResult] = []
     from kubectl_gitops.core.objects import ref_of
+
+    _release_syncs(kube, resources, objs)
 
     for obj in sorted(objs, key=lambda o: -stage_of(o)):
         ref = ref_of(obj)

@@ -47,7 +47,7 @@ def test_client_ca_file_makes_the_configmap_and_wires_the_deployment(tmp_path: P
     objs = items(out)
     cm = next(o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"] == CLIENT_CA_CONFIGMAP)
     assert cm["data"]["ca.crt"] == ca.cert_pem.decode()
-    deploy = next(o for o in objs if o["kind"] == "Deployment")
+    deploy = next(o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"] == "kubectl-gitops-webhook")
     assert "--client-ca-file" in deploy["spec"]["template"]["spec"]["containers"][0]["args"]
 
 

@@ -167,7 +167,9 @@ def test_bindings_point_at_what_the_build_holds(any_build: list[JSON]) -> None:
     roles = {r["metadata"]["name"] for r in of_kind(any_build, "ClusterRole")}
     accounts = {(a["metadata"]["namespace"], a["metadata"]["name"]) for a in of_kind(any_build, "ServiceAccount")}
     bindings = of_kind(any_build, "ClusterRoleBinding")
-    assert {b["roleRef"]["name"] for b in bindings} == {DEFAULT_APPLIER_SA, "kubectl-gitops-webhook"}
+    assert {b["roleRef"]["name"] for b in bindings} == {
+        DEFAULT_APPLIER_SA, "kubectl-gitops-webhook", "kubectl-gitops-webhook-scale-parents",
+        "kubectl-gitops-controller", "kubectl-gitops-operator", "kubectl-gitops-tenant-operator"}
     for binding in bindings:
         assert binding["roleRef"]["name"] in roles
         for subject in binding["subjects"]:
@@ -294,4 +296,5 @@ def test_dev_is_the_install_minus_the_in_cluster_webhook(install: list[JSON], de
         return {(d["kind"], d["metadata"]["name"]) for d in docs}
 
     dropped = {(k, "kubectl-gitops-webhook") for k in ("Deployment", "Service", "PodDisruptionBudget")}
+    dropped |= {("Deployment", "kubectl-gitops-controller"), ("Service", "kubectl-gitops-controller-metrics")}
     assert names(dev) == names(install) - dropped
