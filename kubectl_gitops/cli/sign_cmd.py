@@ -56,7 +56,8 @@ def render_target(ctx: click.Context, target: str, *, repo: Path | None, namespa
                   cluster_scoped: tuple[str, ...]) -> Rendered:
     """The objects `target` (a directory, or else a Sync's name) renders to, as the sync renders them."""
     if Path(target).is_dir():
-        return _render_path(Path(target), namespace or "default", _pairs(substitute), cluster_scoped)
+        given = merged(ctx, kubeconfig_, context_, namespace).namespace  # -n before or after the command
+        return _render_path(Path(target), given or "default", _pairs(substitute), cluster_scoped)
     return _render_sync(ctx, target, repo or Path("."), namespace, kubeconfig_, context_)
 
 
