@@ -68,7 +68,7 @@ from kubectl_gitops.constants import (
 from kubectl_gitops.core import plan
 from kubectl_gitops.core.bounded import LimitExceeded, same
 from kubectl_gitops.core.errors import BuildFailed, VerificationFailed
-from kubectl_gitops.core.managed_fields import MISSING, FieldPath, decode_fields, format_path, resolve
+from kubectl_gitops.core.managed_fields import MAX_ENTRIES, MISSING, SELF, FieldPath, format_path, resolve
 from kubectl_gitops.core.objects import ObjectRef, ref_of, split_api_version
 from kubectl_gitops.core.trust import TrustPolicy
 
@@ -174,6 +174,9 @@ class _LiteralText(str):
     """A string written as a YAML literal block (the armored signature, line by line)."""
 
 
+_LOADER: Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 class _Dumper(yaml.SafeDumper):
     pass
 
@@ -184,7 +187,7 @@ _Dumper.add_representer(_LiteralText, lambda d, s: d.represent_scalar("tag:yaml.
 def parse_file(text: str, where: str) -> dict[str, Entry]:
     """The entries of a signatures file by id; BuildFailed naming `where` (the file) if it is not one."""
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_LOADER)  # a safe loader: libyaml's when present
     except yaml.YAMLError as err:
         raise BuildFailed(f"{where}: not valid YAML ({' '.join(str(err).split())[:300]})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("signatures"), dict):
@@ -431,58 +434,111 @@ def _applied_by_applier(obj: Mapping[str, Any]) -> bool:
 
 def _unsigned_fields(signed: Mapping[str, Any], obj: Mapping[str, Any], old: Mapping[str, Any] | None,
                      ignore_managers: Collection[str]) -> list[str]:
-    """Fields some manager owns that are neither signed, stamps, status, nor unchanged since `old`."""
+    """Fields some manager owns that are neither signed, stamps, status, nor unchanged since `old`.
+
+    Each manager's fieldsV1 trie is walked together with the object, the signed manifest and the
+    old object (one step per node, never a path resolved from the root), and a subtree equal in
+    the object and the signed manifest, or unsigned and unchanged since `old`, is not descended."""
     out: list[str] = []
     seen: set[FieldPath] = set()
-    for manager, path in _owned(obj, ignore_managers):
-        if path in seen or _exempt(path):
-            continue
-        seen.add(path)
-        now_value = resolve(obj, path)
-        if now_value is MISSING or resolve(signed, path) is not MISSING:
-            continue
-        if old is not None and _unchanged(path, resolve(old, path), now_value):
-            continue
-        out.append(f"{format_path(path)} is not in the signed manifest (written by field manager "
-                   f"{manager!r}; only controllers the TrustPolicy names may write unsigned fields)")
+    budget = [MAX_FIELD_NODES]
+    for manager, fields in _entries(obj, ignore_managers):
+        _walk(_Walk(manager, old is not None, seen, out, budget), fields, signed, obj,
+              old if old is not None else MISSING)
         if len(out) > MAX_PROBLEMS:
             break
     return out
 
 
-def _owned(obj: Mapping[str, Any], ignore_managers: Collection[str]) -> list[tuple[str, FieldPath]]:
+MAX_FIELD_NODES: Final = 50_000
+MAX_FIELD_DEPTH: Final = 64
+
+
+@dataclass
+class _Walk:
+    manager: str
+    has_old: bool
+    seen: set[FieldPath]
+    out: list[str]
+    budget: list[int]
+
+
+def _walk(w: _Walk, fields: Mapping[str, Any], signed: Any, obj: Any, old: Any) -> None:
+    todo: list[tuple[FieldPath, Mapping[str, Any], Any, Any, Any]] = [((), fields, signed, obj, old)]
+    while todo:
+        path, node, s, o, p = todo.pop()
+        w.budget[0] -= len(node)
+        if w.budget[0] < 0 or len(path) > MAX_FIELD_DEPTH:
+            raise VerificationFailed(f"managedFields can't be read (more than {MAX_FIELD_NODES:,} nodes or "
+                                     f"{MAX_FIELD_DEPTH} levels)")
+        for key, child in node.items():
+            element = _element(key)
+            if element is None:
+                continue
+            here = (*path, element)
+            leaf = element == SELF or not (isinstance(child, Mapping) and child)
+            if _exempt(here, leaf):
+                continue
+            sub_s, sub_o, sub_p = (s, o, p) if element == SELF else (
+                resolve(s, (element,)), resolve(o, (element,)), resolve(p, (element,)))
+            if sub_o is MISSING:
+                continue
+            if not leaf:
+                if not _settled(sub_s, sub_o, sub_p, w.has_old):
+                    todo.append((here, child, sub_s, sub_o, sub_p))
+            elif sub_s is MISSING and here not in w.seen:
+                w.seen.add(here)
+                _judge_leaf(w, here, sub_o, sub_p)
+
+
+def _judge_leaf(w: _Walk, here: FieldPath, value: Any, before: Any) -> None:
+    if w.has_old and _unchanged(here, before, value):
+        return
+    w.out.append(f"{format_path(here)} is not in the signed manifest (written by field manager "
+                 f"{w.manager!r}; only controllers the TrustPolicy names may write unsigned fields)")
+
+
+def _element(key: str) -> tuple[str, str] | None:
+    if key == ".":
+        return SELF
+    kind, sep, rest = key.partition(":")
+    return (kind, rest) if sep and kind in ("f", "k", "v", "i") else None
+
+
+def _settled(signed: Any, obj: Any, old: Any, has_old: bool) -> bool:
+    """Nothing to find below: the object's subtree is the signed one, or unsigned and as it was."""
+    try:
+        if signed is not MISSING:
+            return same(signed, obj, where="a signed field")
+        return has_old and old is not MISSING and same(old, obj, where="a field")
+    except LimitExceeded:
+        return False
+
+
+def _entries(obj: Mapping[str, Any], ignore_managers: Collection[str]) -> list[tuple[str, Mapping[str, Any]]]:
     meta = obj.get("metadata")
     entries = meta.get("managedFields") if isinstance(meta, Mapping) else None
-    out: list[tuple[str, FieldPath]] = []
     if not isinstance(entries, list):
-        return out
-    budget = [50_000]
-    for entry in entries[:256]:
-        if not isinstance(entry, dict) or entry.get("manager") in ignore_managers:
-            continue
-        fields = entry.get("fieldsV1")
-        if isinstance(fields, Mapping):
-            try:
-                paths = decode_fields(fields, budget=budget)
-            except LimitExceeded as err:
-                raise VerificationFailed(f"managedFields can't be read: {err}") from None
-            out += [(str(entry.get("manager") or "?"), p) for p in sorted(paths)]
-    return out
+        return []
+    if len(entries) > MAX_ENTRIES:
+        raise VerificationFailed(f"managedFields has {len(entries):,} entries (at most {MAX_ENTRIES} are read)")
+    return [(str(e.get("manager") or "?"), e["fieldsV1"]) for e in entries
+            if isinstance(e, dict) and e.get("manager") not in ignore_managers and isinstance(e.get("fieldsV1"), dict)]
 
 
-def _exempt(path: FieldPath) -> bool:
+def _exempt(path: FieldPath, leaf: bool) -> bool:
+    """status, server-set metadata and the stamps, or the metadata/labels/annotations nodes themselves."""
+    if path[-1] == SELF:
+        path, leaf = path[:-1], True
     if not path or path[0] != ("f", "metadata"):
         return bool(path) and path[0] == ("f", "status")
-    if len(path) < 2:
+    names = [name for _, name in path[1:3]]
+    if not names:
+        return leaf
+    if names[0] in SERVER_METADATA or (names[0] in ("labels", "annotations") and len(names) == 1 and leaf):
         return True
-    second = path[1][1]
-    if second in SERVER_METADATA:
-        return True
-    if len(path) >= 3 and second == "labels":
-        return path[2][1] in STAMP_LABELS
-    if len(path) >= 3 and second == "annotations":
-        return path[2][1] in STAMP_ANNOTATIONS
-    return second in ("labels", "annotations")  # the maps themselves (".")
+    stamps = {"labels": STAMP_LABELS, "annotations": STAMP_ANNOTATIONS}.get(names[0])
+    return stamps is not None and len(names) == 2 and names[1] in stamps
 
 
 def _unchanged(path: FieldPath, before: Any, after: Any) -> bool:
