@@ -91,13 +91,13 @@ def carry_signatures(kube: Kube, spec: SyncSpec, root: Path, desired: list[JSON]
     policy covering the Sync enforces and an object has no valid signature."""
     entries = read_entries(root, spec.path)
     policies = load_policies(kube)
-    if entries is None and not policies:
-        return desired
+    scopes = [ms.covering(policies, ms.identity(obj)[2], {spec.key}, tenant) for obj in desired]
+    if entries is None and not any(ms.enforced(scope) for scope in scopes):
+        return desired  # nothing to carry, nothing required: no canonical form computed
     missing = {id(obj): why for obj, why in attach(desired, entries)}
     now = datetime.now(UTC)
     failures: list[str] = []
-    for obj in desired:
-        scope = ms.covering(policies, ms.identity(obj)[2], {spec.key}, tenant)
+    for obj, scope in zip(desired, scopes, strict=True):
         if not ms.enforced(scope):
             continue
         why = missing.get(id(obj))
