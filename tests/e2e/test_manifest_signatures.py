@@ -186,8 +186,15 @@ def containers(obj: JSON) -> list[JSON]:
 def test_signed_repository_syncs_and_stays_admitted(signed: Signed) -> None:
     web = signed.get("deployment", "web")
     annotation = web["metadata"]["annotations"][ANNOTATION_SIGNATURE]
-    data, _ = ms.decode_annotation(annotation)
+    data, armored = ms.decode_annotation(annotation)
     assert json.loads(data)["metadata"] == {"labels": {"app": "web"}, "name": "web", "namespace": signed.ns}
+    # what the live object carries is checkable with the standard tool
+    (signed.tmp / "allowed").write_text(f"alice {signed.public}\n")
+    (signed.tmp / "web.sig").write_text(armored)
+    checked = subprocess.run(["ssh-keygen", "-Y", "verify", "-f", str(signed.tmp / "allowed"), "-I", "alice", "-n",
+                              ms.SSHSIG_NAMESPACE, "-s", str(signed.tmp / "web.sig")], input=data,
+                             capture_output=True, check=False)
+    assert checked.returncode == 0, checked.stderr
     assert web["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"]  # defaulted by the API server
     # the deployment controller's own writes (its revision annotation) were admitted
     deadline = time.monotonic() + WAIT

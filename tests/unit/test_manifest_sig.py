@@ -323,3 +323,22 @@ def test_scale_rules(alice: tuple[Path, str]) -> None:
     assert "in the signed manifest" in ms.check_scale(signed_replicas, 4, pol, keys.verify_manifest, now=NOW,
                                                       requester=hpa)[0]
     assert ms.check_scale(signed_replicas, 2, pol, keys.verify_manifest, now=NOW, requester="bob") == []
+
+
+def test_scope_by_namespace_tenant_or_sync(alice: tuple[Path, str]) -> None:
+    pol = parse_trust_policy({"metadata": {"name": "p"}, "spec": {
+        "keys": [{"name": "alice", "type": "ssh", "publicKey": alice[1]}],
+        "scope": {"namespaces": ["a"], "tenants": ["team"], "syncs": ["gitops/web"]}}})
+    assert ms.covering([pol], "a") == [pol]
+    assert ms.covering([pol], "b", tenant="team") == [pol]
+    assert ms.covering([pol], "b", {"gitops/web"}) == [pol]
+    assert ms.covering([pol], "b", {"b/web", ""}, tenant="other") == []
+    unsigned = live(applied(stamped(DEPLOYMENT)))  # in namespace team, Sync team/s
+    assert ms.check_signature(unsigned, [pol], keys.verify_manifest, now=NOW) == []
+    assert ms.check_signature(unsigned, [pol], keys.verify_manifest, now=NOW, tenant="team")
+    relabelled = copy.deepcopy(unsigned)
+    relabelled["metadata"]["labels"][LABEL_SYNC] = "elsewhere"
+    sync_scoped = parse_trust_policy({"metadata": {"name": "q"}, "spec": {
+        "keys": [{"name": "alice", "type": "ssh", "publicKey": alice[1]}], "scope": {"syncs": ["team/s"]}}})
+    # moving an object out of a Sync-scoped policy by relabelling it is judged by its old labels
+    assert ms.check_signature(relabelled, [sync_scoped], keys.verify_manifest, now=NOW, old=unsigned)
