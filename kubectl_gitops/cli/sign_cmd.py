@@ -58,6 +58,10 @@ def render_target(ctx: click.Context, target: str, *, repo: Path | None, namespa
     if Path(target).is_dir():
         given = merged(ctx, kubeconfig_, context_, namespace).namespace  # -n before or after the command
         return _render_path(Path(target), given or "default", _pairs(substitute), cluster_scoped)
+    if "/" in target or target in (".", ".."):
+        from kubectl_gitops.core.errors import UsageError
+
+        raise UsageError(f"{target}: no such directory (give a directory, or a Sync's name)")
     return _render_sync(ctx, target, repo or Path("."), namespace, kubeconfig_, context_)
 
 
@@ -153,9 +157,9 @@ def sign(ctx: click.Context, target: str, key_file: Path, repo: Path | None, sub
     from kubectl_gitops.core import manifest_sig as ms
     from kubectl_gitops.core.objects import ref_of
 
+    public = keys.public_line(key_file)  # a bad key fails before anything is rendered
     rendered = render_target(ctx, target, repo=repo, namespace=namespace_, kubeconfig_=kubeconfig_,
                              context_=context_, substitute=substitute, cluster_scoped=cluster_scoped)
-    public = keys.public_line(key_file)
     entries = []
     for obj in rendered.objects:
         data = ms.canonical(obj)
