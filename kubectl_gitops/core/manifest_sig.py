@@ -223,8 +223,13 @@ def unarmored(armored: str) -> str:
 
 
 def encode_annotation(canonical_bytes: bytes, armored: str) -> str:
+    """The annotation value; VerificationFailed when it would be larger than admission reads."""
     packed = base64.b64encode(zlib.compress(canonical_bytes, 9)).decode()
-    return f"{ANNOTATION_PREFIX}{packed}.{unarmored(armored)}"
+    value = f"{ANNOTATION_PREFIX}{packed}.{unarmored(armored)}"
+    if len(value) > MAX_ANNOTATION:
+        raise VerificationFailed(f"its signed manifest is too large to carry ({len(value):,} bytes compressed; "
+                                 f"at most {MAX_ANNOTATION:,})")
+    return value
 
 
 def decode_annotation(text: object) -> tuple[bytes, str]:
@@ -387,7 +392,10 @@ def check_signature(obj: Mapping[str, Any], policies: Sequence[TrustPolicy], ver
                 "from another object)"]
     problems = _contained(signed, obj)
     if not controller:
-        problems += _unsigned_fields(signed.manifest, obj, old, ignore_managers)
+        try:
+            problems += _unsigned_fields(signed.manifest, obj, old, ignore_managers)
+        except (VerificationFailed, LimitExceeded) as err:
+            problems.append(f"its managedFields can't be judged ({err})")
     if not _applied_by_applier(obj):
         problems.append(f"its managedFields have no server-side apply entry of {FIELD_MANAGER} (cleared or "
                         "rewritten): the signed content can't be told from fields added since")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import random
 import subprocess
 import zlib
 from datetime import UTC, datetime, timedelta
@@ -342,3 +343,26 @@ def test_scope_by_namespace_tenant_or_sync(alice: tuple[Path, str]) -> None:
         "keys": [{"name": "alice", "type": "ssh", "publicKey": alice[1]}], "scope": {"syncs": ["team/s"]}}})
     # moving an object out of a Sync-scoped policy by relabelling it is judged by its old labels
     assert ms.check_signature(relabelled, [sync_scoped], keys.verify_manifest, now=NOW, old=unsigned)
+
+
+def test_hostile_managed_fields_are_a_problem_not_a_crash(alice: tuple[Path, str]) -> None:
+    obj = live(signed(DEPLOYMENT, alice[0]))
+    deep: JSON = {}
+    node = deep
+    for _ in range(200):
+        node = node.setdefault("f:spec", {})
+    wide = {f"f:k{i}": {} for i in range(60_000)}
+    for fields, expected in ((deep, ""), (wide, "its managedFields can't be judged")):
+        hostile = copy.deepcopy(obj)
+        hostile["metadata"]["managedFields"].append({"manager": "m", "operation": "Update", "fieldsV1": fields})
+        problems = check(hostile, alice[1])  # deep: walked only as deep as the object goes, nothing found
+        assert (len(problems) == 1 and problems[0].startswith(expected)) if expected else problems == [], problems
+
+
+def test_a_manifest_too_large_to_carry_is_refused_when_signing(alice: tuple[Path, str]) -> None:
+    noise = base64.b64encode(random.Random(1).randbytes(200_000)).decode()
+    big = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "big", "namespace": "team"},
+           "data": {"blob": noise}}
+    data = ms.canonical(big)
+    with pytest.raises(VerificationFailed, match="too large to carry"):
+        ms.encode_annotation(data, keys.sign(data, alice[0], ms.SSHSIG_NAMESPACE))
