@@ -11,6 +11,7 @@ controller the policy names, and status updates.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import subprocess
@@ -341,6 +342,10 @@ def test_a_signatures_file_that_does_not_parse_fails_the_build_naming_it(signed:
 @pytest.mark.parametrize(("key", "named"), [
     ({"name": "broken", "type": "ssh", "publicKey": "ssh-ed25519 AAAAnotakey"}, "key 'broken'"),
     ({"name": "small", "type": "ssh", "publicKey": "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC7"}, "key 'small'"),
+    # passes the CRD's pattern, but the key inside is a DSA key: an algorithm we don't accept
+    ({"name": "dsa", "type": "ssh", "publicKey": "ssh-ed25519 " + base64.b64encode(
+        len(b"ssh-dss").to_bytes(4, "big") + b"ssh-dss" + b"\0" * 8).decode()},
+     "key 'dsa': the key data is a 'ssh-dss' key"),
 ])
 def test_trust_policy_with_a_bad_key_is_refused_naming_it(wh: Cluster, key: JSON, named: str) -> None:
     name = f"bad-{uuid.uuid4().hex[:6]}"
