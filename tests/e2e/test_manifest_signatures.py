@@ -314,6 +314,17 @@ def test_key_outside_its_validity_window_is_refused(signed: Signed) -> None:
     assert sync.returncode != 0 and "VerificationFailed" in sync.output and "outside its validity window" in sync.output
 
 
+def test_warn_mode_admits_with_a_warning(signed: Signed) -> None:
+    policy = trust_policy(signed.ns, signed.ns, signed.public)
+    policy["spec"]["mode"] = "warn"
+    signed.admin("apply", "-f", "-", input=json.dumps(policy))
+    unsigned = {"apiVersion": "v1", "kind": "ConfigMap", "data": {"x": "1"},
+                "metadata": {"name": "tolerated", "labels": {LABEL_SYNC: "s", LABEL_SYNC_NAMESPACE: signed.ns}}}
+    out = _retry(lambda: signed.apply_as_applier(unsigned), lambda r: r.returncode == 0)
+    assert out.returncode == 0, out.stderr
+    assert "Warning: kubectl-gitops: ConfigMap" in out.stderr and "not validly signed" in out.stderr, out.stderr
+
+
 # ------------------------------------------------------------------ the sync's own checks, and bad input
 
 
