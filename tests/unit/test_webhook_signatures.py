@@ -143,3 +143,14 @@ def test_a_trust_policy_with_a_bad_key_is_refused_naming_it(alice: tuple[Path, s
     good = answer(c, review(policy_obj(alice[1]), user="admin", kind=("kubectl-gitops.dev", "v1alpha1", "TrustPolicy"),
                             resource="trustpolicies"))
     assert good["allowed"] is True
+
+
+def test_scale_fails_open_when_the_policies_cannot_be_read(alice: tuple[Path, str],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Watched, "items", _not_synced)
+    c = client([policy_obj(alice[1])], listed=False)
+    scale = {"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "web", "namespace": "team"},
+             "spec": {"replicas": 3}}
+    out = answer(c, review(scale, op="UPDATE", old=scale, user="system:serviceaccount:kube-system:hpa",
+                           kind=("apps", "v1", "Deployment"), resource="deployments", sub="scale"))
+    assert out["allowed"] is True and "not checked" in out["warnings"][0]
