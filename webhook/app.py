@@ -70,14 +70,16 @@ from kubectl_gitops.core.admission import (
 from kubectl_gitops.core.drift import in_break_glass, needs_judgement, review
 from kubectl_gitops.core.mutate import stamp_patch
 
+from . import trust as signatures
 from .lookup import ParentFetcher, SyncLookup
 from .tenants import NotSynced, TenantFacts
+from .trust import TrustFacts
 
 log = logging.getLogger("kubectl_gitops_webhook")
 
 MAX_BODY = 16 * 1024 * 1024
 """object + oldObject of the largest object etcd stores (1.5 MiB each) with room to spare."""
-ENDPOINTS = ("/validate", "/tenancy", "/mutate", "/healthz", "/readyz", "/metrics")
+ENDPOINTS = ("/validate", "/tenancy", "/signatures", "/mutate", "/healthz", "/readyz", "/metrics")
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 T = TypeVar("T")
@@ -119,7 +121,8 @@ class _Lazy(Generic[T]):
 def create_app(lookup_factory: Callable[[], SyncLookup], parent_fetcher: ParentFetcher | None = None, *,
                break_glass_group: str = BREAK_GLASS_GROUP, registry: CollectorRegistry | None = None,
                trusted_controllers: Iterable[str] = (),
-               tenancy_factory: Callable[[], TenantFacts] | None = None) -> Flask:
+               tenancy_factory: Callable[[], TenantFacts] | None = None,
+               trust_factory: Callable[[], TrustFacts] | None = None) -> Flask:
     """The webhook app. `lookup_factory` is called once, lazily; `parent_fetcher` serves scale requests.
 
     `tenancy_factory`: the Tenants' facts (called once, lazily); without it there is no /tenancy
@@ -169,6 +172,9 @@ def create_app(lookup_factory: Callable[[], SyncLookup], parent_fetcher: ParentF
     if facts is not None:
         judging = _tenancy_handlers(facts, break_glass_group)
         app.add_url_rule("/tenancy", "tenancy", lambda: handle("/tenancy", judging), methods=["POST"])
+    if trust_factory is not None:  # manifest signatures (webhook/trust.py)
+        signing = _signature_handlers(_Lazy(trust_factory), facts, parent_fetcher, break_glass_group)
+        app.add_url_rule("/signatures", "signatures", lambda: handle("/signatures", signing), methods=["POST"])
     app.add_url_rule("/healthz", "healthz", lambda: _json({"status": "ok"}, 200))
     app.add_url_rule("/readyz", "readyz", lambda: _ready(lookup, facts))
     app.add_url_rule("/metrics", "metrics",
@@ -210,6 +216,32 @@ def _tenancy_handlers(facts: _Lazy[TenantFacts], break_glass_group: str) -> _Han
                             f"({type(err).__name__}: {str(err)[:200]}); requests of tenants are refused")
 
     return _Handlers(judge_tenancy, tenancy_failed, _tenancy_unreadable)
+
+
+def _signature_handlers(trust: _Lazy[TrustFacts], facts: _Lazy[TenantFacts] | None,
+                        parent_fetcher: ParentFetcher | None, break_glass_group: str) -> _Handlers:
+    """/signatures: webhook/trust.review over the watched TrustPolicies; fails closed but for break-glass."""
+
+    def tenant_of(namespace: str) -> str:
+        return facts.get().tenant_of(namespace) if facts is not None else ""
+
+    def judge(req: AdmissionRequest) -> AdmissionResponse:
+        return signatures.review(req, trust.get().policies(), tenant_of=tenant_of, parent_fetcher=parent_fetcher,
+                                 break_glass_group=break_glass_group)
+
+    def failed(req: AdmissionRequest, err: Exception) -> AdmissionResponse:
+        if req.sub_resource == "scale":  # every scale in the cluster is sent: never freeze the autoscalers
+            return allow(req, "ErrorNotJudged", warnings=("kubectl-gitops: scale not checked for signatures "
+                                                          "(webhook error)",))
+        return _fail_closed(req, break_glass_group, "signatures", "signature", "request",
+                            f"({type(err).__name__}: {str(err)[:200]}); writes in signed scopes are refused")
+
+    def unreadable(uid: str, err: MalformedReview) -> AdmissionResponse:
+        return AdmissionResponse(uid=uid, allowed=False, code=400, reason="MalformedDenied",
+                                 message=f"kubectl-gitops signatures could not read this admission review "
+                                         f"({str(err)[:300]}); refused.")
+
+    return _Handlers(judge, failed, unreadable)
 
 
 def _tenancy_unreadable(uid: str, err: MalformedReview) -> AdmissionResponse:

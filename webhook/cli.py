@@ -53,6 +53,7 @@ def serve(cert_dir: Path | None, cert_file: Path | None, key_file: Path | None, 
     from .serve import ServeOptions, _cluster_callables
     from .serve import serve as run
     from .tenants import shared
+    from .trust import shared as shared_trust
 
     if cert_dir is not None:
         cert_file, key_file = cert_dir / "tls.crt", cert_dir / "tls.key"
@@ -69,7 +70,8 @@ def serve(cert_dir: Path | None, cert_file: Path | None, key_file: Path | None, 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     lookup_factory, fetch = _cluster_callables(cache_ttl, kubeconfig)
     app = create_app(lookup_factory, fetch, break_glass_group=break_glass_group,
-                     trusted_controllers=trusted_controllers, tenancy_factory=lambda: shared(kubeconfig))
+                     trusted_controllers=trusted_controllers, tenancy_factory=lambda: shared(kubeconfig),
+                     trust_factory=lambda: shared_trust(kubeconfig))
     run(app, ServeOptions(certfile=str(cert_file), keyfile=str(key_file), bind=f"{bind_address}:{port}",
                           workers=workers, threads=threads, loglevel=log_level,
                           client_ca_file=str(client_ca_file) if client_ca_file else None,

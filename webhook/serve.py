@@ -45,6 +45,7 @@ from .app import create_app
 from .auth import policy_from, require_client_certificate
 from .lookup import ParentFetcher, SyncLookup, from_cluster
 from .tenants import shared
+from .trust import shared as shared_trust
 
 log = logging.getLogger("kubectl_gitops_webhook")
 
@@ -213,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     lookup_factory, fetch = _cluster_callables(args.cache_ttl)
     app = create_app(lookup_factory, fetch, break_glass_group=args.break_glass_group,
-                     trusted_controllers=args.trusted_controller, tenancy_factory=shared)
+                     trusted_controllers=args.trusted_controller, tenancy_factory=shared, trust_factory=shared_trust)
     serve(app, ServeOptions(certfile=args.cert_file, keyfile=args.key_file, bind=args.bind,
                             workers=args.workers, threads=args.threads, keepalive=args.keepalive,
                             loglevel=args.log_level, client_ca_file=args.client_ca_file,

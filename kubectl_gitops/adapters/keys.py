@@ -15,6 +15,7 @@ formats and the cryptography live in one adapter that everything else calls.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
 import shutil
@@ -33,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from kubectl_gitops.core.errors import VerificationFailed
+from kubectl_gitops.core.manifest_sig import SSHSIG_NAMESPACE as MANIFEST_NAMESPACE
 from kubectl_gitops.core.spec import InvalidSpec
 from kubectl_gitops.core.trust import TrustPolicy
 
@@ -431,3 +433,56 @@ def verify_with_policy(signature: bytes, payload: bytes, when: datetime, policy:
         raise VerificationFailed(f"signed by key {key.name!r} ({verified.fingerprint}) outside its validity "
                                  f"window ({key.window()}; signed at {when.isoformat()})")
     return verified
+
+
+# --- manifest signatures ------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed_keys(policy: TrustPolicy) -> tuple[tuple[str, SSHKey], ...]:
+    return tuple(policy_ssh_keys(policy))
+
+
+@functools.lru_cache(maxsize=4096)
+def _verified_manifest(armored: str, message: bytes, policy: TrustPolicy) -> tuple[str, str]:
+    verified = verify_sshsig(armored, message, _parsed_keys(policy), MANIFEST_NAMESPACE)
+    return verified.key_name, verified.fingerprint
+
+
+def verify_manifest(armored: str, message: bytes, policy: TrustPolicy) -> tuple[str, str]:
+    """`core.manifest_sig.Verify`: (key name, fingerprint) of a good SSHSIG over a manifest's canonical
+    bytes by a key of `policy`. Good results are cached (a review of an unchanged object, or a re-sync,
+    costs a dict lookup); the policy's keys are parsed once per policy."""
+    if not policy.keys_of("ssh"):
+        raise VerificationFailed(f"TrustPolicy {policy.name} has no ssh key (manifests are signed with SSH keys)")
+    try:
+        return _verified_manifest(armored, message, policy)
+    except InvalidSpec as err:
+        raise VerificationFailed(str(err)) from None
+
+
+def public_line(private_key_file: Path, password: bytes | None = None) -> SSHKey:
+    """The public key of an OpenSSH private key file."""
+    try:
+        key = serialization.load_ssh_private_key(Path(private_key_file).read_bytes(), password)
+    except (OSError, ValueError, TypeError, UnsupportedAlgorithm) as err:
+        raise VerificationFailed(f"cannot load the private key {private_key_file}: {err}") from None
+    line = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    return parse_ssh_public_key(line, str(private_key_file))
+
+
+def check_policy_keys(policy: TrustPolicy) -> list[str]:
+    """Each key's fingerprint, parsing every key (InvalidSpec naming the policy and the key if one is
+    bad): what admission runs on a TrustPolicy write. OpenPGP keys are imported by gpg."""
+    prints = [key.fingerprint for _, key in policy_ssh_keys(policy)]
+    pgp = policy.keys_of("pgp")
+    if pgp:
+        with tempfile.TemporaryDirectory(prefix="kubectl-gitops-gpg-") as tmp:
+            home = Path(tmp) / "home"
+            home.mkdir(mode=0o700)
+            for key in pgp:
+                try:
+                    prints += pgp_fingerprints(home, key.public_key, key.name)
+                except (InvalidSpec, VerificationFailed) as err:
+                    raise InvalidSpec(f"TrustPolicy {policy.name}: {err}") from None
+    return prints

@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "uninstall": ("kubectl_gitops.cli.install_cmd", "uninstall", "Remove kubectl-gitops from the cluster."),
     "create": ("kubectl_gitops.cli.create_cmd", "create", "Create or update a GitSource, Sync or Tenant."),
     "sync": ("kubectl_gitops.cli.sync_cmd", "sync", "Reconcile a Sync now: fetch, build, apply, prune."),
+    "sign": ("kubectl_gitops.cli.sign_cmd", "sign", "Sign the objects a Sync or path renders to (SSH key)."),
+    "verify": ("kubectl_gitops.cli.verify_cmd", "verify", "Check the manifest signatures of a Sync or path offline."),
     "get": ("kubectl_gitops.cli.get_cmd", "get", "List GitSources, Syncs or Tenants."),
     "delete": ("kubectl_gitops.cli.delete_cmd", "delete", "Delete a Sync (pruning its objects), GitSource or Tenant."),
     "build": ("kubectl_gitops.cli.build_cmd", "build", "Print the YAML a sync would apply (--offline for CI)."),

@@ -54,6 +54,9 @@ class TrustPolicy:
     keys: tuple[TrustedKey, ...]
     scope: Scope
     mode: str = "enforce"
+    controllers: tuple[str, ...] = ()
+    """Usernames (besides the control plane's controllers) that may write fields outside a signed
+    manifest at admission, e.g. an autoscaler or operator's ServiceAccount (core/manifest_sig.py)."""
 
     def keys_of(self, key_type: str) -> tuple[TrustedKey, ...]:
         return tuple(k for k in self.keys if k.type == key_type)
@@ -134,4 +137,4 @@ def parse_trust_policy(obj: Mapping[str, Any]) -> TrustPolicy:
         raise InvalidSpec(f"{where}: spec.mode must be enforce or warn, not {mode!r}")
     return TrustPolicy(name, keys, Scope(_strings(scope.get("namespaces"), f"{where}: spec.scope.namespaces"),
                                          _strings(scope.get("tenants"), f"{where}: spec.scope.tenants"),
-                                         syncs), mode)
+                                         syncs), mode, _strings(spec.get("controllers"), f"{where}: spec.controllers"))

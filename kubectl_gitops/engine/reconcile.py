@@ -40,6 +40,7 @@ from kubectl_gitops.core.substitute import mask
 from kubectl_gitops.engine import record
 from kubectl_gitops.engine.apply import Applier, ApplyFailedWith, ObjectResult, Tick
 from kubectl_gitops.engine.health import wait_healthy
+from kubectl_gitops.engine.signatures import carry_signatures
 from kubectl_gitops.engine.source import SourceFetcher, Tree
 from kubectl_gitops.engine.tenants import TenantScope, record_tenant, scope_for
 
@@ -201,6 +202,7 @@ class Engine:
         with self.fetcher.checkout(source_obj, policy, pin=spec.revision) as tree:
             run.revision = tree.revision
             desired = self._build(spec, tree, run)
+            desired = carry_signatures(self.kube, spec, tree.path, desired, scope.tenant.name if scope else "")
         if scope is not None:
             self._check_rendered(spec, scope, desired)
         applier = self.applier_for(spec, scope)

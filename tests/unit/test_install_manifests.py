@@ -72,8 +72,14 @@ def is_tenancy(hook: JSON) -> bool:
     return str(hook["name"]).startswith("tenan")
 
 
+def is_signatures(hook: JSON) -> bool:
+    return hook["name"] in ("signatures.kubectl-gitops.dev", "trustpolicies.kubectl-gitops.dev")
+
+
 def path_of(kind: str, hook: JSON) -> str:
     if kind.startswith("Validating"):
+        if is_signatures(hook):
+            return "/signatures"
         return "/tenancy" if is_tenancy(hook) else "/validate"
     return "/mutate"
 
@@ -89,7 +95,8 @@ def test_both_webhook_configurations_exist(any_build: list[JSON]) -> None:
     one(any_build, "ValidatingWebhookConfiguration", "kubectl-gitops-drift-guard")
     one(any_build, "ValidatingWebhookConfiguration", "kubectl-gitops-tenancy")
     one(any_build, "MutatingWebhookConfiguration", "kubectl-gitops-stamps")
-    assert len(list(webhooks(any_build))) == 8
+    one(any_build, "ValidatingWebhookConfiguration", "kubectl-gitops-signatures")
+    assert len(list(webhooks(any_build))) == 10
 
 
 def test_every_webhook_skips_the_control_plane_and_itself(any_build: list[JSON]) -> None:
@@ -119,8 +126,9 @@ def test_every_webhook_fails_open(any_build: list[JSON]) -> None:
 
 def test_object_selector_is_the_ownership_label_or_absent_for_scale(any_build: list[JSON]) -> None:
     for _, hook in webhooks(any_build):
-        if is_tenancy(hook):
-            assert "objectSelector" not in hook, hook["name"]  # labels are the requester's: tenancy sees all
+        if is_tenancy(hook) or is_signatures(hook):
+            # labels are the requester's: tenancy sees all; signatures select by matchConditions
+            assert "objectSelector" not in hook, hook["name"]
         elif is_scale(hook):
             # A Scale carries no labels: an objectSelector here would silently disable the check.
             assert "objectSelector" not in hook, hook["name"]

@@ -112,6 +112,8 @@ def test_webhook_url_points_every_hook_at_the_url(objs: list[JSON]) -> None:
         for hook in config["webhooks"]:
             if config["metadata"]["name"] == "kubectl-gitops-tenancy":
                 path = "/tenancy"
+            if config["metadata"]["name"] == "kubectl-gitops-signatures":
+                path = "/signatures"
             assert hook["clientConfig"]["url"] == URL + path
             assert "service" not in hook["clientConfig"]  # url and service are mutually exclusive
 
