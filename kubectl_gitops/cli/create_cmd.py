@@ -8,9 +8,19 @@ from kubectl_gitops.cli.common import GlobalOptions, emit, kube_options, merged
 from kubectl_gitops.constants import FIELD_MANAGER
 
 
-@click.group()
+class _CreateGroup(click.Group):
+    """`create source helm NAME` is a HelmRepository (as Flux spells it); `create source NAME` stays Git."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,
+                                                                             list[str]]:
+        if len(args) >= 2 and args[0] == "source" and args[1] == "helm":
+            return "source helm", create_source_helm, args[2:]
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=_CreateGroup)
 def create() -> None:
-    """Create or update a GitSource, a Sync or a Tenant."""
+    """Create or update a GitSource (or, with `source helm`, a HelmRepository), a Sync or a Tenant."""
 
 
 def _send(opts: GlobalOptions, obj: dict[str, object], export: bool) -> None:
@@ -23,6 +33,10 @@ def _send(opts: GlobalOptions, obj: dict[str, object], export: bool) -> None:
     kube = connect(opts)
     require_installed(kube)
     info = SOURCES if obj["kind"] == "GitSource" else SYNCS
+    if obj["kind"] == "HelmRepository":
+        from kubectl_gitops.engine.helm import HELM_REPOSITORIES
+
+        info = HELM_REPOSITORIES
     kube.apply(info, obj, field_manager=FIELD_MANAGER + "-cli", force=True)
     meta = obj["metadata"]
     assert isinstance(meta, dict)
@@ -93,6 +107,33 @@ def create_sync(ctx: click.Context, name: str, source: str, path: str, prune: bo
                wait=wait, depends_on=depends_on, interval=interval, timeout=timeout,
                service_account=service_account, drift_guard=drift_guard or "",
                substitute=parse_pairs(substitute, "--substitute"), force=force)
+    _send(opts, obj, export)
+
+
+@click.command("source helm")
+@click.argument("name")
+@click.option("--url", required=True, help="https://charts.example.com (index.yaml) or oci://registry/path.")
+@click.option("--secret", default="", help="Secret with username/password or bearerToken, and/or ca.crt.")
+@click.option("--interval", default="10m", show_default=True, help="How long a fetched index stays fresh.")
+@click.option("--timeout", default="", help="Timeout of each request (default 60s).")
+@click.option("--insecure", is_flag=True,
+              help="HTTP: allow credentials over plain http://. OCI: plain-HTTP registry. Avoid.")
+@click.option("--export", is_flag=True, help="Print the object as YAML instead of applying it.")
+@kube_options
+@click.pass_context
+def create_source_helm(ctx: click.Context, name: str, url: str, secret: str, interval: str, timeout: str,
+                       insecure: bool, export: bool, kubeconfig_: str | None, context_: str | None,
+                       namespace_: str | None) -> None:
+    """Create or update a HelmRepository (charts for a Sync's spec.chart; docs/helm.md)."""
+    from kubectl_gitops.core.helm import helm_repository
+    from kubectl_gitops.core.spec import InvalidSpec
+
+    opts = merged(ctx, kubeconfig_, context_, namespace_)
+    try:
+        obj = helm_repository(name, _namespace(opts, export), url, secret=secret, interval=interval,
+                              timeout=timeout, insecure=insecure)
+    except InvalidSpec as err:
+        raise click.UsageError(str(err)) from None
     _send(opts, obj, export)
 
 

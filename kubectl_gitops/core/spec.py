@@ -9,10 +9,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubectl_gitops.constants import DEFAULT_APPLIER_SA, SYSTEM_NAMESPACE
 from kubectl_gitops.core.errors import GitOpsError
+
+if TYPE_CHECKING:
+    from kubectl_gitops.core.helm import ChartSpec
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -126,6 +129,10 @@ class SyncSpec:
     drift_guard: str = "enforce"
     source_namespace: str = ""
     """sourceRef.namespace as written (the engine reads GitSources in the Sync's namespace only)."""
+    source_kind: str = "GitSource"
+    """sourceRef.kind: GitSource, or HelmRepository for a chart (docs/helm.md)."""
+    chart: ChartSpec | None = None
+    """spec.chart: render a Helm chart instead of a kustomization (core/helm.py, docs/helm.md)."""
 
     @property
     def key(self) -> str:
@@ -213,7 +220,21 @@ def parse_sync(obj: Mapping[str, Any]) -> SyncSpec:
                               for s in spec.get("substituteFrom") or []),
         suspend=bool(spec.get("suspend", False)), force=bool(spec.get("force", False)), drift_guard=guard,
         source_namespace=str((spec.get("sourceRef") or {}).get("namespace") or ""),
+        **_chart_fields(spec, where),
     )
+
+
+def _chart_fields(spec: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """sourceRef.kind and spec.chart (parsed by core/helm.py; imported here to avoid a cycle)."""
+    from kubectl_gitops.core.helm import KIND_HELM_REPOSITORY, parse_chart
+
+    kind = str((spec.get("sourceRef") or {}).get("kind") or "GitSource")
+    if kind not in ("GitSource", KIND_HELM_REPOSITORY):
+        raise InvalidSpec(f"{where}: spec.sourceRef.kind must be GitSource or {KIND_HELM_REPOSITORY}, not {kind!r}")
+    chart = parse_chart(spec.get("chart"), where)
+    if kind == KIND_HELM_REPOSITORY and (chart is None or not chart.name):
+        raise InvalidSpec(f"{where}: a HelmRepository source needs spec.chart.name (the chart to install)")
+    return {"source_kind": kind, "chart": chart}
 
 
 def applier_of(spec: SyncSpec, tenant_applier: str | None) -> str:
