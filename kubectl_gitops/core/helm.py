@@ -361,7 +361,7 @@ def hooks_for(hooks: Iterable[Hook], event: str) -> list[Hook]:
 def template_error(stderr: str, chart: str, version: str) -> BuildFailed:
     """helm's failure as one line naming chart, version and (helm names it) the template."""
     text = " ".join(line.strip() for line in stderr.strip().splitlines() if line.strip())
-    text = text.removeprefix("Error: ")
+    text = text.removeprefix("Error: ").replace(" Use --debug flag to render out invalid YAML", "")
     return BuildFailed(f"chart {chart} {version} failed to render: {text[:1500]}")
 
 

@@ -73,9 +73,12 @@ def render_chart(engine: Engine, run: _Run) -> ChartBuild:
     spec = run.spec
     assert spec.chart is not None
     reader = engine.kube.impersonating(engine._impersonate(engine.identity(spec, run.scope)))
-    values, secrets = merged_values(reader, spec)
-    run.secrets = (*run.secrets, *secrets)
     with _chart(engine, run) as chart:
+        try:
+            values, secrets = merged_values(reader, spec)
+        except BuildFailed as err:
+            raise BuildFailed(f"chart {chart.name} {chart.version}: {err}") from None
+        run.secrets = (*run.secrets, *secrets)
         digest = core.values_digest(values)
         revision = core.revision(chart.name, chart.version, digest, chart.git_revision)
         run.revision = revision
@@ -228,21 +231,19 @@ def merged_values(reader: Kube, spec: SyncSpec) -> tuple[dict[str, Any], tuple[s
         try:
             obj = reader.get(info, ref.name, spec.namespace)
         except ApiError as err:
-            raise BuildFailed(f"chart {spec.chart.name or spec.path}: valuesFrom {ref.display}: {err}") from None
+            raise BuildFailed(f"valuesFrom {ref.display}: {err}") from None
         text = _key(obj, ref)
         if text is None:
             if ref.optional:
                 continue
             what = "not found" if obj is None else f"has no key {ref.values_key!r}"
-            raise BuildFailed(f"chart {spec.chart.name or spec.path}: valuesFrom {ref.kind} "
-                              f"{spec.namespace}/{ref.name} {what}")
+            raise BuildFailed(f"valuesFrom {ref.kind} {spec.namespace}/{ref.name} {what}")
         if ref.kind == "Secret":
             secrets.append(text)
         if ref.target_path:
             layer = core.at_path(core.target_parts(ref.target_path, ref.display), core.scalar(text.strip()))
         else:
-            layer = core.parse_values(text, f"chart {spec.chart.name or spec.path}: valuesFrom {ref.kind} "
-                                            f"{spec.namespace}/{ref.name} key {ref.values_key}")
+            layer = core.parse_values(text, f"valuesFrom {ref.kind} {spec.namespace}/{ref.name} key {ref.values_key}")
         values = core.merge_values(values, layer)
     return core.merge_values(values, spec.chart.values), tuple(secrets)
 
