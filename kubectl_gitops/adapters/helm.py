@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from kubectl_gitops.adapters.helm_binary import ensure_helm
+from kubectl_gitops.adapters.helm_binary import HELM_VERSION, ensure_helm
 from kubectl_gitops.adapters.paths import cache_root
 from kubectl_gitops.core.errors import BuildFailed, SourceFailed
 from kubectl_gitops.core.helm import ChartVersion, HelmRepoSpec, chart_layer, oci_tags, parse_index, pick_version
@@ -78,8 +78,14 @@ class _Http:
         self.repo = repo
         self.auth = auth
         self.host = urllib.parse.urlsplit(_http_url(repo)).netloc
-        self._context = ssl.create_default_context(cadata=auth.ca_pem or None)
+        self._context: ssl.SSLContext | None = None  # loading the system CAs costs ~0.1 s: only for https
         self._token = ""
+
+    @property
+    def context(self) -> ssl.SSLContext:
+        if self._context is None:
+            self._context = ssl.create_default_context(cadata=self.auth.ca_pem or None)
+        return self._context
 
     def get(self, url: str, limit: int, accept: str = "") -> tuple[bytes, Mapping[str, str]]:
         parts = urllib.parse.urlsplit(url)
@@ -104,7 +110,8 @@ class _Http:
 
     def _read(self, url: str, headers: dict[str, str], limit: int) -> tuple[bytes, Mapping[str, str]]:
         request = urllib.request.Request(url, headers=headers)
-        with urllib.request.urlopen(request, timeout=self.repo.timeout, context=self._context) as resp:
+        context = self.context if url.startswith("https://") else None
+        with urllib.request.urlopen(request, timeout=self.repo.timeout, context=context) as resp:
             body = resp.read(limit + 1)
             if len(body) > limit:
                 raise SourceFailed(f"{_redact(url)}: more than {limit} bytes")
@@ -310,10 +317,40 @@ class TemplateRequest:
     include_crds: bool
     upgrade: bool
     hooks: bool = True
+    identity: str = ""
+    """What the chart's content is (its archive digest, or commit and path): "" disables the cache."""
+
+    def cache_key(self) -> str:
+        fields = [HELM_VERSION, os.environ.get("KUBECTL_GITOPS_HELM", ""), self.identity, self.release, self.namespace, self.values, self.kube_version,
+                  sorted(self.api_versions), self.include_crds, self.upgrade, self.hooks]
+        return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def template(req: TemplateRequest, timeout: float = 120.0, limits: Limits = DEFAULT_LIMITS) -> str:
-    """The rendered stream, or BuildFailed naming chart, version and the template helm names."""
+def template(req: TemplateRequest, timeout: float = 120.0, limits: Limits = DEFAULT_LIMITS, *,
+             slot: str = "", cache: Path | None = None) -> str:
+    """The rendered stream, or BuildFailed naming chart, version and the template helm names.
+
+    With a `slot` (one per Sync) and a chart identity, the last rendering is kept under the user
+    cache and reused while every input is the same: a no-change re-sync does not run helm. (Charts
+    that call `randAlphaNum` or `now` therefore keep their first output until an input changes,
+    which is what a GitOps diff wants anyway.)"""
+    if not slot or not req.identity:
+        return _template(req, timeout, limits)
+    key = req.cache_key()
+    path = (cache or cache_root() / "helm") / "render" / f"{hashlib.sha256(slot.encode()).hexdigest()[:32]}.yaml"
+    header = f"# kubectl-gitops render cache {key}\n"
+    try:
+        with path.open() as fh:
+            if fh.readline() == header:
+                return fh.read()
+    except (OSError, UnicodeDecodeError):
+        pass
+    text = _template(req, timeout, limits)
+    _write_atomic(path, (header + text).encode())
+    return text
+
+
+def _template(req: TemplateRequest, timeout: float, limits: Limits) -> str:
     helm = ensure_helm()
     with tempfile.TemporaryDirectory(prefix="kubectl-gitops-helm-") as tmp:
         home = Path(tmp)
@@ -366,7 +403,3 @@ def helm_version() -> str:
 def load_auth(data: Mapping[str, str]) -> RepoAuth:
     return RepoAuth(username=data.get("username", ""), password=data.get("password", ""),
                     bearer_token=data.get("bearerToken", ""), ca_pem=data.get("ca.crt", ""))
-
-
-def describe(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)[:200]

@@ -65,6 +65,8 @@ class _Chart:
     name: str
     version: str
     path: Path
+    identity: str
+    """The content's identity for the render cache: the archive digest, or commit and path."""
     git_revision: str = ""
 
 
@@ -88,8 +90,8 @@ def render_chart(engine: Engine, run: _Run) -> ChartBuild:
             chart=chart.path, chart_name=chart.name, version=chart.version, release=release_name(spec),
             namespace=release_namespace(spec), values=values, kube_version=_kube_version(engine.kube),
             api_versions=api_versions(resources), include_crds=spec.chart.install_crds != "Skip",
-            upgrade=upgrade, hooks=not spec.chart.disable_hooks), timeout=spec.timeout,
-            limits=engine.fetcher.policy.limits)
+            upgrade=upgrade, hooks=not spec.chart.disable_hooks, identity=chart.identity), timeout=spec.timeout,
+            limits=engine.fetcher.policy.limits, slot=spec.key)
     try:
         rendered = core.split_rendered(text, f"{chart.name}-{chart.version}", engine.fetcher.policy.limits)
         mf.validate([*rendered.objects, *rendered.crds, *(h.manifest for h in rendered.hooks)])
@@ -142,7 +144,7 @@ def _chart(engine: Engine, run: _Run) -> Iterator[_Chart]:
         fetched = fetch_from_repository(engine.kube, spec.namespace, spec.source_name, spec.chart)
         run.secrets = (*run.secrets, *fetched[1])
         chart = fetched[0]
-        yield _Chart(chart.name, chart.version, chart.path)
+        yield _Chart(chart.name, chart.version, chart.path, chart.digest)
         return
     source_obj, policy = engine._source(spec, run.scope)
     with engine.fetcher.checkout(source_obj, policy) as tree:
@@ -154,7 +156,7 @@ def _chart(engine: Engine, run: _Run) -> Iterator[_Chart]:
         name, version = chart_metadata(directory, where)
         if spec.chart.name and spec.chart.name != name:
             raise BuildFailed(f"{where}: the chart there is {name!r}, not {spec.chart.name!r} (spec.chart.name)")
-        yield _Chart(name, version, directory, tree.revision)
+        yield _Chart(name, version, directory, f"git:{tree.sha}:{spec.path}", tree.revision)
 
 
 def fetch_from_repository(kube: Kube, namespace: str, name: str, chart: core.ChartSpec) -> tuple[
