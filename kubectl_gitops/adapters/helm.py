@@ -321,8 +321,8 @@ class TemplateRequest:
     """What the chart's content is (its archive digest, or commit and path): "" disables the cache."""
 
     def cache_key(self) -> str:
-        fields = [HELM_VERSION, os.environ.get("KUBECTL_GITOPS_HELM", ""), self.identity, self.release, self.namespace, self.values, self.kube_version,
-                  sorted(self.api_versions), self.include_crds, self.upgrade, self.hooks]
+        fields = [HELM_VERSION, os.environ.get("KUBECTL_GITOPS_HELM", ""), self.identity, self.release,
+                  self.namespace, self.values, self.kube_version, sorted(self.api_versions), self.include_crds, self.upgrade, self.hooks]
         return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
 
 
