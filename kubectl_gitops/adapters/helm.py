@@ -322,7 +322,8 @@ class TemplateRequest:
 
     def cache_key(self) -> str:
         fields = [HELM_VERSION, os.environ.get("KUBECTL_GITOPS_HELM", ""), self.identity, self.release,
-                  self.namespace, self.values, self.kube_version, sorted(self.api_versions), self.include_crds, self.upgrade, self.hooks]
+                  self.namespace, self.values, self.kube_version, sorted(self.api_versions), self.include_crds,
+                  self.upgrade, self.hooks]
         return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
 
 
