@@ -202,6 +202,8 @@ def _record(kube: Kube, obj: JSON, repo: core.HelmRepoSpec, fetched: FetchedChar
     generation = int((obj.get("metadata") or {}).get("generation") or 0)
     old = obj.get("status") or {}
     ok = fetched is not None
+    if fetched is not None and _unchanged(old, fetched, generation):
+        return  # a no-change re-sync writes nothing here
     message = (f"fetched chart {fetched.name} {fetched.version} ({fetched.digest})" if fetched else error)
     status: JSON = {"observedGeneration": generation,
                     "conditions": record.conditions_for(old.get("conditions"), ready=ok,
@@ -213,6 +215,14 @@ def _record(kube: Kube, obj: JSON, repo: core.HelmRepoSpec, fetched: FetchedChar
                               "lastUpdateTime": record.now().strftime("%Y-%m-%dT%H:%M:%SZ")}
     with suppress(GitOpsError):
         record.patch_status(kube, HELM_REPOSITORIES, repo.namespace, repo.name, status)
+
+
+def _unchanged(old: JSON, fetched: FetchedChart, generation: int) -> bool:
+    artifact = old.get("artifact") or {}
+    ready = [c for c in old.get("conditions") or [] if c.get("type") == "Ready"]
+    return (old.get("observedGeneration") == generation and bool(ready) and ready[0].get("status") == "True"
+            and (artifact.get("chart"), artifact.get("version"), artifact.get("digest"))
+            == (fetched.name, fetched.version, fetched.digest))
 
 
 def core_mask(text: str, secrets: tuple[str, ...]) -> str:
