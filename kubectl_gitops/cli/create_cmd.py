@@ -66,7 +66,7 @@ def create_source(ctx: click.Context, name: str, url: str, branch: str, tag: str
                   secret: str, interval: str, timeout: str, insecure: bool, verify_mode: str | None,
                   trust_policy: str, export: bool, kubeconfig_: str | None,
                   context_: str | None, namespace_: str | None) -> None:
-    """Create or update a GitSource."""
+    """Create or update a GitSource (`create source helm NAME --url ...`: a HelmRepository)."""
     from kubectl_gitops.core.resources import git_source
 
     opts = merged(ctx, kubeconfig_, context_, namespace_)
