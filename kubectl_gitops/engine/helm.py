@@ -15,9 +15,9 @@ helm's own errors) the template; it happens before anything is written, so nothi
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ from kubectl_gitops.adapters.kube import ApiError, Kube
 from kubectl_gitops.adapters.render import resolve_path
 from kubectl_gitops.constants import ANNOTATION_PRUNE, GROUP, PRUNE_DISABLED, VERSION
 from kubectl_gitops.core import helm as core
+from kubectl_gitops.core import lockdown
 from kubectl_gitops.core import manifests as mf
 from kubectl_gitops.core.discovery import CONFIGMAPS, SECRETS, ResourceInfo, ResourceMap
 from kubectl_gitops.core.errors import BuildFailed, GitOpsError, SourceFailed
@@ -141,7 +142,16 @@ def _chart(engine: Engine, run: _Run) -> Iterator[_Chart]:
     spec = run.spec
     assert spec.chart is not None
     if spec.source_kind == core.KIND_HELM_REPOSITORY:
-        fetched = fetch_from_repository(engine.kube, spec.namespace, spec.source_name, spec.chart)
+        scope = run.scope
+
+        def check(repo: core.HelmRepoSpec) -> None:
+            """A tenant's chart repository must match its Tenant's sourceURLs, before any request."""
+            if scope is not None:
+                lockdown.raise_if(scope.tenant, spec.key, [
+                    replace(v, what=f"HelmRepository {repo.key}")
+                    for v in lockdown.check_url(scope.tenant, repo.key, repo.url)], "before fetching")
+
+        fetched = fetch_from_repository(engine.kube, spec.namespace, spec.source_name, spec.chart, check)
         run.secrets = (*run.secrets, *fetched[1])
         chart = fetched[0]
         yield _Chart(chart.name, chart.version, chart.path, chart.digest)
@@ -159,9 +169,11 @@ def _chart(engine: Engine, run: _Run) -> Iterator[_Chart]:
         yield _Chart(name, version, directory, f"git:{tree.sha}:{spec.path}", tree.revision)
 
 
-def fetch_from_repository(kube: Kube, namespace: str, name: str, chart: core.ChartSpec) -> tuple[
+def fetch_from_repository(kube: Kube, namespace: str, name: str, chart: core.ChartSpec,
+                          check: Callable[[core.HelmRepoSpec], None] = lambda _r: None) -> tuple[
         FetchedChart, tuple[str, ...]]:
-    """Fetch through the cache; the HelmRepository's status records the outcome either way."""
+    """Fetch through the cache; the HelmRepository's status records the outcome either way.
+    `check` vets the repository before any request (a tenant's sourceURLs)."""
     obj = kube.get(HELM_REPOSITORIES, name, namespace)
     if obj is None:
         raise SourceFailed(f"HelmRepository {namespace}/{name} not found")
@@ -171,6 +183,7 @@ def fetch_from_repository(kube: Kube, namespace: str, name: str, chart: core.Cha
         raise SourceFailed(str(err)) from None
     if repo.suspend:
         raise SourceFailed(f"HelmRepository {repo.key} is suspended")
+    check(repo)
     auth = _auth(kube, repo)
     try:
         fetched = ChartRepository(repo, auth).fetch(chart.name, chart.version)

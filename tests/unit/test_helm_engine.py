@@ -94,3 +94,35 @@ def test_api_versions_name_groups_and_kinds() -> None:
     resources = ResourceMap([ResourceInfo("apps", "v1", "Deployment", "deployments", True),
                              ResourceInfo("", "v1", "ConfigMap", "configmaps", True)])
     assert api_versions(resources) == ["apps/v1", "apps/v1/Deployment", "v1", "v1/ConfigMap"]
+
+
+class RepoKube:
+    """A HelmRepository to read, and a record of every status write."""
+
+    def __init__(self, url: str) -> None:
+        self.obj = {"metadata": {"name": "charts", "namespace": "a-one"}, "spec": {"url": url}}
+        self.patches: list[Any] = []
+
+    def get(self, info: ResourceInfo, name: str, namespace: str | None = None) -> Any:
+        return self.obj if info.kind == "HelmRepository" else None
+
+    def merge_patch(self, *args: Any, **kwargs: Any) -> Any:
+        self.patches.append(args)
+        return {}
+
+
+def test_a_tenants_chart_repository_must_match_its_source_urls_before_any_request() -> None:
+    from kubectl_gitops.core import lockdown
+    from kubectl_gitops.core.tenant import parse_tenant
+    from kubectl_gitops.engine.helm import fetch_from_repository
+
+    tenant = parse_tenant({"metadata": {"name": "a"}, "spec": {
+        "namespaces": ["a-one"], "people": {"users": ["alice"]}, "sourceURLs": ["https://charts.example/team-a/*"]}})
+
+    def check(repo: core.HelmRepoSpec) -> None:
+        lockdown.raise_if(tenant, "a-one/app", lockdown.check_url(tenant, repo.key, repo.url), "before fetching")
+
+    kube = RepoKube("http://169.254.169.254/latest")  # would be a request to the machine's metadata service
+    with pytest.raises(lockdown.TenantViolation, match="Tenant a refuses Sync a-one/app before fetching"):
+        fetch_from_repository(kube, "a-one", "charts", core.ChartSpec(name="app"), check)  # type: ignore[arg-type]
+    assert kube.patches == []
