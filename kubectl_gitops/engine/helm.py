@@ -43,6 +43,7 @@ from kubectl_gitops.core.plan import stamp
 from kubectl_gitops.core.spec import InvalidSpec, SyncSpec
 from kubectl_gitops.engine import record
 from kubectl_gitops.engine.helm_hooks import HookRunner
+from kubectl_gitops.engine.source import Tree
 
 if TYPE_CHECKING:
     from kubectl_gitops.engine.reconcile import Engine, _Run
@@ -71,12 +72,15 @@ class _Chart:
     git_revision: str = ""
 
 
-def render_chart(engine: Engine, run: _Run) -> ChartBuild:
-    """Resolve, render and split the Sync's chart (nothing is written to the cluster here)."""
+def render_chart(engine: Engine, run: _Run, tree: Tree | None = None) -> ChartBuild:
+    """Resolve, render and split the Sync's chart (nothing is written to the cluster here).
+
+    `tree`: a local work tree to take a GitSource chart from instead of the fetched revision (for
+    `build`/`diff` of uncommitted changes)."""
     spec = run.spec
     assert spec.chart is not None
     reader = engine.kube.impersonating(engine._impersonate(engine.identity(spec, run.scope)))
-    with _chart(engine, run) as chart:
+    with _chart(engine, run, tree) as chart:
         try:
             values, secrets = merged_values(reader, spec)
         except BuildFailed as err:
@@ -138,7 +142,7 @@ def _last_applied(obj: JSON) -> str:
 # ---------------------------------------------------------------- where the chart comes from
 
 @contextmanager
-def _chart(engine: Engine, run: _Run) -> Iterator[_Chart]:
+def _chart(engine: Engine, run: _Run, local: Tree | None = None) -> Iterator[_Chart]:
     spec = run.spec
     assert spec.chart is not None
     if spec.source_kind == core.KIND_HELM_REPOSITORY:
@@ -156,17 +160,26 @@ def _chart(engine: Engine, run: _Run) -> Iterator[_Chart]:
         chart = fetched[0]
         yield _Chart(chart.name, chart.version, chart.path, chart.digest)
         return
+    if local is not None:
+        yield _chart_in(spec, local)
+        return
     source_obj, policy = engine._source(spec, run.scope)
     with engine.fetcher.checkout(source_obj, policy) as tree:
         run.secrets = (*run.secrets, *engine.fetcher.secrets)
-        directory = resolve_path(tree.path, spec.path)
-        where = f"GitSource {spec.namespace}/{spec.source_name} path {spec.path} ({tree.revision})"
-        if not directory.is_dir():
-            raise BuildFailed(f"{where}: not a chart directory")
-        name, version = chart_metadata(directory, where)
-        if spec.chart.name and spec.chart.name != name:
-            raise BuildFailed(f"{where}: the chart there is {name!r}, not {spec.chart.name!r} (spec.chart.name)")
-        yield _Chart(name, version, directory, f"git:{tree.sha}:{spec.path}", tree.revision)
+        yield _chart_in(spec, tree)
+
+
+def _chart_in(spec: SyncSpec, tree: Tree) -> _Chart:
+    """The chart directory at spec.path of a Git tree."""
+    assert spec.chart is not None
+    directory = resolve_path(tree.path, spec.path)
+    where = f"GitSource {spec.namespace}/{spec.source_name} path {spec.path} ({tree.revision})"
+    if not directory.is_dir():
+        raise BuildFailed(f"{where}: not a chart directory")
+    name, version = chart_metadata(directory, where)
+    if spec.chart.name and spec.chart.name != name:
+        raise BuildFailed(f"{where}: the chart there is {name!r}, not {spec.chart.name!r} (spec.chart.name)")
+    return _Chart(name, version, directory, f"git:{tree.sha}:{spec.path}" if tree.sha else "", tree.revision)
 
 
 def fetch_from_repository(kube: Kube, namespace: str, name: str, chart: core.ChartSpec,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -126,3 +127,27 @@ def test_a_tenants_chart_repository_must_match_its_source_urls_before_any_reques
     with pytest.raises(lockdown.TenantViolation, match="Tenant a refuses Sync a-one/app before fetching"):
         fetch_from_repository(kube, "a-one", "charts", core.ChartSpec(name="app"), check)  # type: ignore[arg-type]
     assert kube.patches == []
+
+
+def test_a_chart_in_a_git_tree(tmp_path: Path) -> None:
+    from kubectl_gitops.engine.helm import _chart_in
+    from kubectl_gitops.engine.source import Tree
+
+    (tmp_path / "charts" / "app").mkdir(parents=True)
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "charts" / "app" / "Chart.yaml").write_text("apiVersion: v2\nname: app\nversion: 1.2.3\n")
+    tree = Tree(tmp_path, "main@sha1:abc", "abc")
+
+    def at(path: str, name: str = "app") -> Any:
+        body = {"sourceRef": {"name": "src"}, "path": path, "chart": {"name": name}}
+        return _chart_in(parse_sync({"metadata": {"name": "s", "namespace": "ns"}, "spec": body}), tree)
+
+    chart = at("charts/app")
+    assert (chart.name, chart.version, chart.identity, chart.git_revision) == (
+        "app", "1.2.3", "git:abc:charts/app", "main@sha1:abc")
+    with pytest.raises(BuildFailed, match=r"path plain .*no Chart\.yaml: not a chart directory"):
+        at("plain")
+    with pytest.raises(BuildFailed, match="the chart there is 'app', not 'other'"):
+        at("charts/app", "other")
+    with pytest.raises(BuildFailed, match="points outside the source tree"):
+        at("../etc")
