@@ -9,7 +9,8 @@ a local HTTP chart repository and measures, back to back, per round:
                       vs  `helm template ... | kubectl apply --server-side -f -` into another
 - no-change re-sync   the same sync again (target: at most 0.25x of the kubectl install), end to end
                       (a fresh `kubectl gitops` process each time, as a user runs it) and the
-                      reconcile alone (the Sync's durationSeconds: no interpreter start-up)
+                      reconcile alone (the Sync's durationSeconds: no interpreter start-up), and
+                      for context a plain-YAML Sync of the same rendered objects from a Git repository
 
 kubectl is the one at the API server's version (`ensure_kubectl()`); both sides render with the
 same pinned helm. Targets (issue 15): install at most 1.5x, no-change at most 0.25x.
@@ -38,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from kubectl_gitops.adapters.helm_binary import ensure_helm  # noqa: E402
 from kubectl_gitops.devcluster.build import ensure_kubectl  # noqa: E402
 from tests.e2e.chartrepo import Chart, HttpChartRepo  # noqa: E402
+from tests.e2e.gitrepo import GitRepo  # noqa: E402
 
 GITOPS = str(ROOT / ".venv" / "bin" / "kubectl-gitops")
 
@@ -98,6 +100,20 @@ class Figures:
     nochange: list[float] = field(default_factory=list)
     engine: list[float] = field(default_factory=list)  # the reconcile alone (the Sync's durationSeconds)
     kubectl_again: list[float] = field(default_factory=list)
+    yaml_nochange: list[float] = field(default_factory=list)  # the same objects as plain YAML from Git
+
+
+def yaml_sync(n: int, rendered: str, kubeconfig: str, figures: Figures, root: Path) -> None:
+    """The same objects as plain YAML in a Git repository: what a no-change re-sync costs without a chart."""
+    ns = f"hb-yaml-{n}"
+    sh(["kubectl", "create", "namespace", ns], kubeconfig)
+    repo = GitRepo(root / f"git-{n}")
+    repo.write("app/objects.yaml", rendered).commit("objects")
+    sh([GITOPS, "-n", ns, "create", "source", "src", "--url", repo.url, "--branch", "main"], kubeconfig)
+    sh([GITOPS, "-n", ns, "create", "sync", "bench", "--source", "src", "--path", "app", "--prune"], kubeconfig)
+    sync_json(ns, kubeconfig)
+    for _ in range(3):
+        figures.yaml_nochange.append(sync_json(ns, kubeconfig)[0])
 
 
 def sync_json(ns: str, kubeconfig: str) -> tuple[float, float]:
@@ -108,7 +124,7 @@ def sync_json(ns: str, kubeconfig: str) -> tuple[float, float]:
 
 
 def one_round(n: int, repo: HttpChartRepo, archive: Path, tools: tuple[str, str], kubeconfig: str,
-              figures: Figures) -> None:
+              figures: Figures, root: Path) -> None:
     kubectl, helm = tools
     ours, theirs = f"hb-gitops-{n}", f"hb-kubectl-{n}"
     for ns in (ours, theirs):
@@ -135,6 +151,7 @@ def one_round(n: int, repo: HttpChartRepo, archive: Path, tools: tuple[str, str]
     count = len(sh([kubectl, "-n", ours, "get", "cm,secret,svc,deploy", "-l", "kubectl-gitops.dev/sync=bench",
                     "-o", "name"], kubeconfig).split())
     print(f"round {n}: install ours {t_ours:.2f}s ({count} objects) vs helm|kubectl {t_kubectl:.2f}s", flush=True)
+    yaml_sync(n, sh([helm, "template", "bench", str(archive)], kubeconfig), kubeconfig, figures, root)
 
 
 def report(objects: int, f: Figures) -> None:
@@ -146,6 +163,8 @@ def report(objects: int, f: Figures) -> None:
     print(f"{'install':26}{ours:>15.2f}s{base:>13.2f}s{ours / base:>8.2f}{'1.50':>8}")
     print(f"{'no-change re-sync':26}{again:>15.2f}s{base:>13.2f}s{again / base:>8.2f}{'0.25':>8}")
     print(f"{'  of which the reconcile':26}{engine:>15.2f}s{base:>13.2f}s{engine / base:>8.2f}")
+    plain = statistics.median(f.yaml_nochange)
+    print(f"{'(same YAML from Git)':26}{plain:>15.2f}s{base:>13.2f}s{plain / base:>8.2f}")
     print(f"{'(kubectl re-apply)':26}{'':>16}{statistics.median(f.kubectl_again):>13.2f}s")
     print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
@@ -168,7 +187,7 @@ def main() -> None:
             chart = Chart("bench", "1.0.0", {"objects.yaml": TEMPLATE}, {"each": args.objects // 4, "greeting": "hi"})
             archive = repo.publish(chart)
             for n in range(args.rounds):
-                one_round(n, repo, archive, tools, kubeconfig, figures)
+                one_round(n, repo, archive, tools, kubeconfig, figures, Path(tmp))
         finally:
             repo.stop()
             if not args.keep:
