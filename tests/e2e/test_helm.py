@@ -91,6 +91,14 @@ spec:
       restartPolicy: Never
       containers: [{name: setup, image: registry.example/setup:1}]
 """
+POST_HOOK = """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Release.Name }}-installed
+  annotations: {helm.sh/hook: post-install}
+data: {at: {{ .Chart.Version | quote }}}
+"""
 TEST_HOOK = """\
 apiVersion: v1
 kind: Pod
@@ -216,7 +224,7 @@ def test_http_chart_install_values_upgrade_in_range_and_prune(w: World, repo: Ht
 
 
 def test_failing_pre_upgrade_hook_leaves_the_previous_release_untouched(w: World, repo: HttpChartRepo) -> None:
-    repo.publish(app_chart("1.0.0", **{"setup.yaml": GOOD_HOOK, "test.yaml": TEST_HOOK}))
+    repo.publish(app_chart("1.0.0", **{"setup.yaml": GOOD_HOOK, "test.yaml": TEST_HOOK, "post.yaml": POST_HOOK}))
     helm_source(w, repo.url)
     chart_sync(w, "app", {"name": "app", "version": "1.x"})
     w.sync_ok("app")
@@ -226,6 +234,9 @@ def test_failing_pre_upgrade_hook_leaves_the_previous_release_untouched(w: World
                                      for c in setup["status"]["conditions"]), setup
     assert LABEL_SYNC not in (setup["metadata"].get("labels") or {})  # a hook is not a release object
     assert not w.exists("pod", "app-test")  # test hooks never run
+    post = w.get("configmap", "app-installed")  # the post-install hook ran after the apply
+    assert post is not None and post["metadata"]["annotations"]["kubectl-gitops.dev/hook-of"] == f"{w.ns}/app"
+    assert f"{w.ns}_app-installed__ConfigMap" not in w.inventory("app")
     before = w.get("deployment", "app-web")
     assert before is not None
 
