@@ -329,6 +329,9 @@ def split_rendered(text: str, chart: str, limits: Limits = DEFAULT_LIMITS) -> Re
                 objects.append(manifest)
             elif hook.events:
                 hooks.append(hook)
+        if len(objects) + len(crds) + len(hooks) > limits.max_objects:
+            raise BuildFailed(f"{chart}: the rendering has more than {limits.max_objects} objects "
+                              f"({limits.hint('max_objects')})")
     return Rendered(tuple(objects), tuple(crds), tuple(hooks))
 
 

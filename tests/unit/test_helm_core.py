@@ -226,3 +226,12 @@ def test_template_errors_name_chart_version_and_template() -> None:
                               "Use --debug flag to render out invalid YAML\n", "app", "1.0.0")
     assert str(err) == ("chart app 1.0.0 failed to render: execution error at (app/templates/bad.yaml:1:3): "
                         "tag is required")
+
+
+def test_the_object_limit_applies_to_a_rendering() -> None:
+    from dataclasses import replace
+
+    from kubectl_gitops.core.limits import DEFAULT_LIMITS
+
+    with pytest.raises(BuildFailed, match=r"app-1\.0\.0: the rendering has more than 2 objects"):
+        helm.split_rendered(STREAM, "app-1.0.0", replace(DEFAULT_LIMITS, max_objects=2))
