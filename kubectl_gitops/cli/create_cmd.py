@@ -8,19 +8,9 @@ from kubectl_gitops.cli.common import GlobalOptions, emit, kube_options, merged
 from kubectl_gitops.constants import FIELD_MANAGER
 
 
-class _CreateGroup(click.Group):
-    """`create source helm NAME` is a HelmRepository (as Flux spells it); `create source NAME` stays Git."""
-
-    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,
-                                                                             list[str]]:
-        if len(args) >= 2 and args[0] == "source" and args[1] == "helm":
-            return "source helm", create_source_helm, args[2:]
-        return super().resolve_command(ctx, args)
-
-
-@click.group(cls=_CreateGroup)
+@click.group()
 def create() -> None:
-    """Create or update a GitSource (or, with `source helm`, a HelmRepository), a Sync or a Tenant."""
+    """Create or update a GitSource, a Sync or a Tenant."""
 
 
 def _send(opts: GlobalOptions, obj: dict[str, object], export: bool) -> None:
@@ -110,6 +100,23 @@ def create_sync(ctx: click.Context, name: str, source: str, path: str, prune: bo
     _send(opts, obj, export)
 
 
+def _namespace(opts: GlobalOptions, export: bool) -> str:
+    if opts.namespace or export:
+        return opts.namespace or "default"
+    from kubectl_gitops.cli.context import connect, namespace_of
+
+    return namespace_of(opts, connect(opts))
+
+
+def _add_tenant() -> None:
+    from kubectl_gitops.cli.tenant_cmd import create_tenant
+
+    create.add_command(create_tenant)
+
+
+_add_tenant()
+
+
 @click.command("source helm")
 @click.argument("name")
 @click.option("--url", required=True, help="https://charts.example.com (index.yaml) or oci://registry/path.")
@@ -137,18 +144,18 @@ def create_source_helm(ctx: click.Context, name: str, url: str, secret: str, int
     _send(opts, obj, export)
 
 
-def _namespace(opts: GlobalOptions, export: bool) -> str:
-    if opts.namespace or export:
-        return opts.namespace or "default"
-    from kubectl_gitops.cli.context import connect, namespace_of
+def _add_source_helm() -> None:
+    """`create source helm NAME` makes a HelmRepository (as Flux spells it) while `create source NAME`
+    stays a GitSource: the group resolves the two words to this command before click sees `helm` as
+    a GitSource's name."""
+    resolve = create.resolve_command
 
-    return namespace_of(opts, connect(opts))
+    def resolve_helm(ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        if len(args) >= 2 and args[0] == "source" and args[1] == "helm":
+            return "source helm", create_source_helm, args[2:]
+        return resolve(ctx, args)
+
+    setattr(create, "resolve_command", resolve_helm)  # noqa: B010 - an instance override, not a typo
 
 
-def _add_tenant() -> None:
-    from kubectl_gitops.cli.tenant_cmd import create_tenant
-
-    create.add_command(create_tenant)
-
-
-_add_tenant()
+_add_source_helm()
