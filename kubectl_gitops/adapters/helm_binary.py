@@ -27,8 +27,8 @@ from typing import Final
 from kubectl_gitops.adapters.paths import cache_root
 from kubectl_gitops.core.errors import BuildFailed
 
-HELM_MODULE: Final = "helm.sh/helm/v3"
 HELM_VERSION: Final = os.environ.get("KUBECTL_GITOPS_HELM_VERSION", "v3.22.0")
+HELM_MODULE: Final = f"helm.sh/helm/{HELM_VERSION.split('.')[0]}"  # v3.x.y -> helm.sh/helm/v3, v4 -> /v4
 BUILD_TIMEOUT_S: Final = 3600
 
 Progress = Callable[[str], None]
@@ -98,7 +98,7 @@ def _build(go: str, dest: Path, progress: Progress) -> None:
     work.mkdir(parents=True, exist_ok=True)
     (work / "go.mod").write_text("module kubectl-gitops.dev/devbuild/helm\n\ngo 1.26.0\n")
     _go(go, ["get", "-tool", f"{HELM_MODULE}/cmd/helm@{HELM_VERSION}"], work, "resolving helm modules")
-    flags = f"-s -w -X helm.sh/helm/v3/internal/version.version={HELM_VERSION}"
+    flags = f"-s -w -X {HELM_MODULE}/internal/version.version={HELM_VERSION}"
     with tempfile.TemporaryDirectory(dir=work) as tmp:
         _go(go, ["build", "-p", os.environ.get("KUBECTL_GITOPS_GO_PARALLEL", "1"), "-trimpath", "-ldflags", flags,
                  "-o", f"{tmp}/helm", f"{HELM_MODULE}/cmd/helm"], work, "compiling helm")
