@@ -32,7 +32,14 @@ from kubectl_gitops.adapters.helm import (
 )
 from kubectl_gitops.adapters.kube import ApiError, Kube
 from kubectl_gitops.adapters.render import resolve_path
-from kubectl_gitops.constants import ANNOTATION_PRUNE, GROUP, PRUNE_DISABLED, VERSION
+from kubectl_gitops.constants import (
+    ANNOTATION_PRUNE,
+    GROUP,
+    LABEL_SYNC,
+    LABEL_SYNC_NAMESPACE,
+    PRUNE_DISABLED,
+    VERSION,
+)
 from kubectl_gitops.core import helm as core
 from kubectl_gitops.core import lockdown
 from kubectl_gitops.core import manifests as mf
@@ -41,6 +48,7 @@ from kubectl_gitops.core.errors import BuildFailed, GitOpsError, SourceFailed
 from kubectl_gitops.core.manifests import Manifest
 from kubectl_gitops.core.plan import stamp
 from kubectl_gitops.core.spec import InvalidSpec, SyncSpec
+from kubectl_gitops.core.substitute import mask
 from kubectl_gitops.engine import record
 from kubectl_gitops.engine.helm_hooks import HookRunner
 from kubectl_gitops.engine.source import Tree
@@ -103,7 +111,7 @@ def render_chart(engine: Engine, run: _Run, tree: Tree | None = None) -> ChartBu
     except BuildFailed as err:
         raise BuildFailed(f"chart {chart.name} {chart.version}: {err}") from None
     crds = _crds(engine.kube, spec, rendered.crds)
-    desired = _settle(engine, spec, [*crds, *rendered.objects], resources, revision, chart)
+    desired = _settle(spec, [*crds, *rendered.objects], resources, revision, chart)
     hooks = None
     if rendered.hooks and revision != _last_applied(run.obj):
         event = "upgrade" if upgrade else "install"
@@ -201,7 +209,7 @@ def fetch_from_repository(kube: Kube, namespace: str, name: str, chart: core.Cha
     try:
         fetched = ChartRepository(repo, auth).fetch(chart.name, chart.version)
     except GitOpsError as err:
-        message = core_mask(str(err), auth.secrets())
+        message = mask(str(err), auth.secrets())
         _record(kube, obj, repo, None, message)
         raise SourceFailed(message) from None
     _record(kube, obj, repo, fetched, "")
@@ -249,12 +257,6 @@ def _unchanged(old: JSON, fetched: FetchedChart, generation: int) -> bool:
     return (old.get("observedGeneration") == generation and bool(ready) and ready[0].get("status") == "True"
             and (artifact.get("chart"), artifact.get("version"), artifact.get("digest"))
             == (fetched.name, fetched.version, fetched.digest))
-
-
-def core_mask(text: str, secrets: tuple[str, ...]) -> str:
-    from kubectl_gitops.core.substitute import mask
-
-    return mask(text, secrets)
 
 
 # ---------------------------------------------------------------- values
@@ -318,13 +320,11 @@ def _crds(kube: Kube, spec: SyncSpec, crds: tuple[Manifest, ...]) -> list[Manife
 
 
 def _ours(live: JSON, spec: SyncSpec) -> bool:
-    from kubectl_gitops.constants import LABEL_SYNC, LABEL_SYNC_NAMESPACE
-
     labels = (live.get("metadata") or {}).get("labels") or {}
     return bool(labels.get(LABEL_SYNC) == spec.name and labels.get(LABEL_SYNC_NAMESPACE) == spec.namespace)
 
 
-def _settle(engine: Engine, spec: SyncSpec, manifests: list[Manifest], resources: ResourceMap, revision: str,
+def _settle(spec: SyncSpec, manifests: list[Manifest], resources: ResourceMap, revision: str,
             chart: _Chart) -> list[JSON]:
     """Known kinds, namespaces defaulted to the release's, no duplicates; then stamped."""
     try:
