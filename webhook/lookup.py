@@ -101,10 +101,12 @@ class CachedSyncLookup:
         sync = self._get(object_path(API_VERSION, PLURAL_SYNC, namespace, name))
         if sync is None:
             return None
-        ref = _dict(_dict(sync.get("spec")).get("sourceRef")).get("name")
-        # No cross-namespace references: the source lives next to the Sync.
+        source_ref = _dict(_dict(sync.get("spec")).get("sourceRef"))
+        ref = source_ref.get("name")
+        # No cross-namespace references: the source lives next to the Sync (a chart's: a HelmRepository).
+        plural = "helmrepositories" if source_ref.get("kind") == "HelmRepository" else PLURAL_SOURCE
         has_ref = isinstance(ref, str) and bool(ref)
-        source = self._get(object_path(API_VERSION, PLURAL_SOURCE, namespace, str(ref))) if has_ref else None
+        source = self._get(object_path(API_VERSION, plural, namespace, str(ref))) if has_ref else None
         return sync_info(sync, source, self._tenant_applier(namespace) if self._tenant_applier else None)
 
 

@@ -23,6 +23,10 @@ def _send(opts: GlobalOptions, obj: dict[str, object], export: bool) -> None:
     kube = connect(opts)
     require_installed(kube)
     info = SOURCES if obj["kind"] == "GitSource" else SYNCS
+    if obj["kind"] == "HelmRepository":
+        from kubectl_gitops.engine.helm import HELM_REPOSITORIES
+
+        info = HELM_REPOSITORIES
     kube.apply(info, obj, field_manager=FIELD_MANAGER + "-cli", force=True)
     meta = obj["metadata"]
     assert isinstance(meta, dict)
@@ -52,7 +56,7 @@ def create_source(ctx: click.Context, name: str, url: str, branch: str, tag: str
                   secret: str, interval: str, timeout: str, insecure: bool, verify_mode: str | None,
                   trust_policy: str, export: bool, kubeconfig_: str | None,
                   context_: str | None, namespace_: str | None) -> None:
-    """Create or update a GitSource."""
+    """Create or update a GitSource (`create source helm NAME --url ...`: a HelmRepository)."""
     from kubectl_gitops.core.resources import git_source
 
     opts = merged(ctx, kubeconfig_, context_, namespace_)
@@ -144,3 +148,47 @@ def _add_tenant() -> None:
 
 
 _add_tenant()
+
+
+@click.command("source helm")
+@click.argument("name")
+@click.option("--url", required=True, help="https://charts.example.com (index.yaml) or oci://registry/path.")
+@click.option("--secret", default="", help="Secret with username/password or bearerToken, and/or ca.crt.")
+@click.option("--interval", default="10m", show_default=True, help="How long a fetched index stays fresh.")
+@click.option("--timeout", default="", help="Timeout of each request (default 60s).")
+@click.option("--insecure", is_flag=True,
+              help="HTTP: allow credentials over plain http://. OCI: plain-HTTP registry. Avoid.")
+@click.option("--export", is_flag=True, help="Print the object as YAML instead of applying it.")
+@kube_options
+@click.pass_context
+def create_source_helm(ctx: click.Context, name: str, url: str, secret: str, interval: str, timeout: str,
+                       insecure: bool, export: bool, kubeconfig_: str | None, context_: str | None,
+                       namespace_: str | None) -> None:
+    """Create or update a HelmRepository (charts for a Sync's spec.chart; docs/helm.md)."""
+    from kubectl_gitops.core.helm import helm_repository
+    from kubectl_gitops.core.spec import InvalidSpec
+
+    opts = merged(ctx, kubeconfig_, context_, namespace_)
+    try:
+        obj = helm_repository(name, _namespace(opts, export), url, secret=secret, interval=interval,
+                              timeout=timeout, insecure=insecure)
+    except InvalidSpec as err:
+        raise click.UsageError(str(err)) from None
+    _send(opts, obj, export)
+
+
+def _add_source_helm() -> None:
+    """`create source helm NAME` makes a HelmRepository (as Flux spells it) while `create source NAME`
+    stays a GitSource: the group resolves the two words to this command before click sees `helm` as
+    a GitSource's name."""
+    resolve = create.resolve_command
+
+    def resolve_helm(ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        if len(args) >= 2 and args[0] == "source" and args[1] == "helm":
+            return "source helm", create_source_helm, args[2:]
+        return resolve(ctx, args)
+
+    setattr(create, "resolve_command", resolve_helm)  # noqa: B010 - an instance override, not a typo
+
+
+_add_source_helm()

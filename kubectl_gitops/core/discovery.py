@@ -63,6 +63,10 @@ class ResourceMap:
     def __len__(self) -> int:
         return len(self._by_gvk)
 
+    def all(self) -> list[ResourceInfo]:
+        """Every served kind (one per group, version and kind)."""
+        return list(self._by_gvk.values())
+
 
 def parse_aggregated(doc: Mapping[str, Any]) -> list[ResourceInfo]:
     """Resources of an APIGroupDiscoveryList (subresources skipped)."""

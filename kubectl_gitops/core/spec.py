@@ -7,6 +7,7 @@ prune, driftGuard) live in one place and a malformed spec is a clear error namin
 from __future__ import annotations
 
 import re
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,9 @@ from kubectl_gitops.core.history import pin_sha
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+if typing.TYPE_CHECKING:
+    from kubectl_gitops.core.helm import ChartSpec
 
 
 class InvalidSpec(GitOpsError):
@@ -124,6 +128,10 @@ class SyncSpec:
     substitute_from: tuple[SubstituteFrom, ...] = ()
     suspend: bool = False
     force: bool = False
+    source_kind: str = "GitSource"
+    """sourceRef.kind: GitSource, or HelmRepository for a chart (docs/helm.md)."""
+    chart: ChartSpec | None = None
+    """spec.chart: render a Helm chart instead of a kustomization (core/helm.py, docs/helm.md)."""
     drift_guard: str = "enforce"
     source_namespace: str = ""
     """sourceRef.namespace as written (the engine reads GitSources in the Sync's namespace only)."""
@@ -193,6 +201,19 @@ def _verify(raw: Any, where: str) -> Verify | None:
 DELETION_POLICIES = ("Delete", "Orphan")
 
 
+def _chart_fields(spec: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """sourceRef.kind and spec.chart (parsed by core/helm.py; imported here to avoid a cycle)."""
+    from kubectl_gitops.core.helm import KIND_HELM_REPOSITORY, parse_chart
+
+    kind = str((spec.get("sourceRef") or {}).get("kind") or "GitSource")
+    if kind not in ("GitSource", KIND_HELM_REPOSITORY):
+        raise InvalidSpec(f"{where}: spec.sourceRef.kind must be GitSource or {KIND_HELM_REPOSITORY}, not {kind!r}")
+    chart = parse_chart(spec.get("chart"), where)
+    if kind == KIND_HELM_REPOSITORY and (chart is None or not chart.name):
+        raise InvalidSpec(f"{where}: a HelmRepository source needs spec.chart.name (the chart to install)")
+    return {"source_kind": kind, "chart": chart}
+
+
 def parse_sync(obj: Mapping[str, Any]) -> SyncSpec:
     name, namespace, generation = _meta(obj)
     spec = obj.get("spec") or {}
@@ -212,6 +233,7 @@ def parse_sync(obj: Mapping[str, Any]) -> SyncSpec:
         path=str(spec.get("path") or "./"), prune=bool(spec.get("prune", False)), interval=interval,
         retry_interval=parse_duration(spec.get("retryInterval"), interval, f"{where}: spec.retryInterval"),
         timeout=parse_duration(spec.get("timeout"), 300.0, f"{where}: spec.timeout"),
+        **_chart_fields(spec, where),
         depends_on=tuple(DependsOn(str(d.get("name")), str(d.get("namespace") or namespace))
                          for d in spec.get("dependsOn") or []),
         target_namespace=str(spec.get("targetNamespace") or ""),

@@ -40,7 +40,8 @@ from kubectl_gitops.core.substitute import mask
 from kubectl_gitops.engine import record
 from kubectl_gitops.engine.apply import Applier, ApplyFailedWith, ObjectResult, Tick
 from kubectl_gitops.engine.health import wait_healthy
-from kubectl_gitops.engine.signatures import carry_signatures
+from kubectl_gitops.engine.helm_hooks import HookRunner
+from kubectl_gitops.engine.signatures import attach, carry_signatures, read_entries
 from kubectl_gitops.engine.source import SourceFetcher, Tree
 from kubectl_gitops.engine.tenants import TenantScope, record_tenant, scope_for
 
@@ -179,13 +180,20 @@ class Engine:
         run = _Run(spec, sync, self.clock(), record.now())
         run.scope = scope = scope_for(self.kube, spec.namespace)
         self._check_sync(spec, scope)
-        if tree is None:
+        if spec.chart is not None:
+            from kubectl_gitops.engine.helm import render_chart
+
+            chart = render_chart(self, run, tree)
+            desired, revision = chart.desired, chart.revision
+        elif tree is None:
             source_obj, policy = self._source(spec, scope)
-            with self.fetcher.checkout(source_obj, policy) as fetched:
+            with self.fetcher.checkout(source_obj, policy, pin=spec.revision) as fetched:
                 desired = self._build(spec, fetched, run)
+                attach(desired, read_entries(fetched.path, spec.path))  # the signatures sync carries
                 revision = fetched.revision
         else:
             desired = self._build(spec, tree, run)
+            attach(desired, read_entries(tree.path, spec.path))
             revision = tree.revision
         if scope is not None:
             self._check_rendered(spec, scope, desired)
@@ -198,13 +206,9 @@ class Engine:
         run.scope = scope = scope_for(self.kube, spec.namespace)
         self._check_sync(spec, scope)
         self._check_dependencies(spec)
-        source_obj, policy = self._source(spec, scope)
-        with self.fetcher.checkout(source_obj, policy, pin=spec.revision) as tree:
-            run.revision = tree.revision
-            desired = self._build(spec, tree, run)
-            desired = carry_signatures(self.kube, spec, tree.path, desired, scope.tenant.name if scope else "")
+        desired, hooks = self._desired(run)
         if scope is not None:
-            self._check_rendered(spec, scope, desired)
+            self._check_rendered(spec, scope, desired + (hooks.objects if hooks else []))
         applier = self.applier_for(spec, scope)
         new = Inventory(ref_of(o) for o in desired)
         recorded = (run.obj.get("status") or {}).get("inventory")
@@ -226,6 +230,8 @@ class Engine:
         run.inventory = ahead
         if ahead.keys != old.keys or reset_inventory:
             self._write_inventory(run, ahead)
+        if hooks is not None:
+            hooks.before(applier.kube, applier.resources)
         try:
             run.results = applier.apply(changes, run.started)
         except ApplyFailedWith as err:
@@ -240,6 +246,24 @@ class Engine:
             if failed:
                 raise PruneFailed("; ".join(r.message for r in failed[:3]))
         self._wait(run, applier, desired)
+        if hooks is not None:
+            hooks.after(applier.kube, applier.resources)
+
+    def _desired(self, run: _Run) -> tuple[list[JSON], HookRunner | None]:
+        """The build step: the GitSource's path (kustomize or plain YAML), or a Helm chart
+        (engine/helm.py) with the hooks to run around the apply."""
+        if run.spec.chart is not None:
+            from kubectl_gitops.engine.helm import render_chart
+
+            chart = render_chart(self, run)
+            run.revision = chart.revision
+            return chart.desired, chart.hooks
+        spec, scope = run.spec, run.scope
+        source_obj, policy = self._source(spec, scope)
+        with self.fetcher.checkout(source_obj, policy, pin=spec.revision) as tree:
+            run.revision = tree.revision
+            desired = self._build(spec, tree, run)
+            return carry_signatures(self.kube, spec, tree.path, desired, scope.tenant.name if scope else ""), None
 
     def _adopt(self, applier: Applier, recorded: Any, new: Inventory) -> tuple[
             Inventory, dict[IdentityKey, JSON]]:

@@ -270,7 +270,7 @@ def test_sync_spec_contract() -> None:
     spec = at(SYNC, "spec")
     assert set(spec["required"]) == {"sourceRef", "prune"}
     assert "default" not in spec["properties"]["prune"], "pruning must be a choice, as in Flux"
-    assert at(SYNC, "spec", "sourceRef", "kind")["enum"] == [KIND_SOURCE]
+    assert at(SYNC, "spec", "sourceRef", "kind")["enum"] == [KIND_SOURCE, "HelmRepository"]
     assert at(SYNC, "spec", "sourceRef", "kind")["default"] == KIND_SOURCE
     assert "namespace" not in at(SYNC, "spec", "sourceRef")["properties"], "no cross-namespace sources"
     assert at(SYNC, "spec", "driftGuard")["enum"] == ["enforce", "warn", "off"]

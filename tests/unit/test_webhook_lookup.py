@@ -116,3 +116,12 @@ def test_parent_cache_is_keyed_by_the_scales_uid_and_resource_version() -> None:
     del doc["request"]["oldObject"]
     fetch(request_from_review(doc))
     assert len(api.gets) == 4  # no version to match: always read
+
+
+def test_a_chart_syncs_source_is_its_helm_repository_not_a_gitsource_of_that_name() -> None:
+    chart_sync = sync(sourceRef={"kind": "HelmRepository", "name": "shop"}, chart={"name": "shop"})
+    repo = {"kind": "HelmRepository", "spec": {"url": "https://charts.acme.example"}}
+    api = FakeApi({SYNC_PATH: chart_sync, SOURCE_PATH: SOURCE,
+                   "/apis/kubectl-gitops.dev/v1alpha1/namespaces/gitops/helmrepositories/shop": repo})
+    info = CachedSyncLookup(api)("gitops", "shop-apps")
+    assert info is not None and info.source_url == "https://charts.acme.example"
