@@ -42,6 +42,7 @@ TOOLS: Final = {
     "kustomize": GoTool("kustomize", "sigs.k8s.io/kustomize/kustomize/v5", KUSTOMIZE_VERSION,
                         f"-s -w -X sigs.k8s.io/kustomize/api/provenance.version={KUSTOMIZE_VERSION}"),
     "registry": GoTool("registry", "github.com/distribution/distribution/v3/cmd/registry", REGISTRY_VERSION),
+    "krew": GoTool("krew", "sigs.k8s.io/krew/cmd/krew", KREW_VERSION),
     "validate-krew-manifest": GoTool("validate-krew-manifest", "sigs.k8s.io/krew/cmd/validate-krew-manifest",
                                      KREW_VERSION),
 }
