@@ -62,8 +62,12 @@ class Hardening:
     """With `--client-ca-file`: install writes `client_ca_configmap` from it (else it must exist)."""
 
 
-def rendered(*, webhook: bool, webhook_url: str | None, hardening: Hardening = Hardening()) -> list[JSON]:
+def rendered(*, webhook: bool, webhook_url: str | None, hardening: Hardening = Hardening(),
+             image: str | None = None) -> list[JSON]:
+    """The objects to apply; `image` (REPOSITORY@sha256:...) replaces the kustomization's placeholder."""
     objs = [m.obj for m in render(manifests_dir(), "install")]
+    if image is not None:
+        objs = shape.with_image(objs, image)
     objs = shape.select(objs, webhook=webhook, webhook_url=webhook_url, fail_closed=hardening.fail_closed)
     if webhook and not webhook_url and hardening.client_ca_configmap:
         objs = shape.with_client_ca(objs, hardening.client_ca_configmap, hardening.client_names)
@@ -118,10 +122,11 @@ def _still_good(cert: bytes, ca: bytes, hosts: tuple[str, ...]) -> bool:
 
 
 def install(kube: Kube, *, webhook: bool, webhook_url: str | None, cert_dir: Path | None = None,
-            tick: Tick | None = None, hardening: Hardening = Hardening()) -> list[ObjectResult]:
+            tick: Tick | None = None, hardening: Hardening = Hardening(),
+            image: str | None = None) -> list[ObjectResult]:
     if webhook and not webhook_url:
         check_client_ca(kube, hardening)
-    objs = rendered(webhook=webhook, webhook_url=webhook_url, hardening=hardening)
+    objs = rendered(webhook=webhook, webhook_url=webhook_url, hardening=hardening, image=image)
     if webhook:
         serving = serving_certificate(kube, webhook_url)
         objs = shape.with_ca_bundle(objs, serving.ca_pem)
