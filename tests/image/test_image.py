@@ -176,7 +176,8 @@ def test_the_image_renders_kustomizations_without_kubectl(bundle: Path) -> None:
 
 def test_the_root_filesystem_has_no_docs_apt_or_perl(bundle: Path) -> None:
     rootfs = bundle / "rootfs"
-    assert not list((rootfs / "usr/share/man").glob("*/*")) if (rootfs / "usr/share/man").exists() else True
+    assert not [p for p in (rootfs / "usr/share/man").rglob("*") if p.is_file()]
+    assert not [p for p in (rootfs / "usr/share/locale").rglob("*") if p.is_file()]
     assert not (rootfs / "usr/bin/apt-get").exists()
     assert not (rootfs / "usr/bin/perl").exists()
     assert (rootfs / "usr/bin/git").exists() and (rootfs / "usr/bin/python3").exists()
