@@ -232,3 +232,19 @@ def test_pushed_and_pulled_back_with_the_same_digest(image: Built, registry: str
     by_digest = f"docker://{registry}/kubectl-gitops@{image.digest}"
     assert json.loads(skopeo("inspect", "--tls-verify=false", by_digest))["Digest"] == image.digest
     shutil.rmtree(tmp_path / "pulled")
+
+
+def test_no_shell_is_needed_at_run_time(bundle: Path) -> None:
+    """The entrypoint is exec'd directly: with every shell of the image hidden, the CLI still runs."""
+    shells = [p for p in ((bundle / "rootfs/usr/bin") / n for n in ("sh", "dash", "bash")) if p.exists() or
+              p.is_symlink()]
+    assert shells, "the base has its shells (Essential): hide them for this test"
+    for shell in shells:
+        shell.rename(shell.with_name(shell.name + ".hidden"))
+    try:
+        for args in (["--help"], ["webhook", "serve", "--help"]):
+            done = run_in_image(bundle, *args)
+            assert done.returncode == 0, done.stderr
+    finally:
+        for shell in shells:
+            shell.with_name(shell.name + ".hidden").rename(shell)
