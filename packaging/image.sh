@@ -36,6 +36,10 @@ STEP="starting"
 
 die() { echo "make image: $*" >&2; exit 1; }
 step() { STEP="$1"; echo "==> [$((SECONDS))s] $1" >&2; }
+into_cache() { # into_cache DIR DEST: whole or not at all; a build that got there first wins
+  mv -T "$1" "$2" 2>/dev/null || rm -rf "$1"
+}
+# shellcheck disable=SC2154 # rc is assigned inside the trap
 trap 'rc=$?; [ $rc -eq 0 ] || echo "make image: failed at step: $STEP (exit $rc)" >&2' EXIT
 
 need() { # need COMMAND DEBIAN-PACKAGE
@@ -149,7 +153,7 @@ build_project_wheel() {
     # shellcheck disable=SC2086 # the requirements are words
     { "$PYTHON" -m venv "$env.tmp.$$" && "$env.tmp.$$/bin/python" -m pip install -q $requires; } >"$WORK/pip.log" 2>&1 \
       || { tail -20 "$WORK/pip.log" >&2; rm -rf "$env.tmp.$$"; die "installing the build requirements ($requires) failed (is PyPI reachable?)"; }
-    mv "$env.tmp.$$" "$env" 2>/dev/null || rm -rf "$env.tmp.$$"
+    into_cache "$env.tmp.$$" "$env"
   fi
   # A copy of the sources: setuptools writes build/ and *.egg-info where it builds.
   mkdir -p "$WORK/src" "$WORK/project"
@@ -172,7 +176,7 @@ download_wheels() {
     >"$WORK/pip.log" 2>&1 \
     || { tail -20 "$WORK/pip.log" >&2; die "downloading the dependencies' wheels failed (is PyPI reachable?)"; }
   rm -f "$WORK"/wheels/kubectl_gitops-*.whl
-  mv "$WORK/wheels" "$WHEELS.tmp.$$" && mv "$WHEELS.tmp.$$" "$WHEELS" 2>/dev/null || rm -rf "$WHEELS.tmp.$$"
+  into_cache "$WORK/wheels" "$WHEELS"
 }
 
 build_kustomize() {
@@ -206,6 +210,7 @@ build_deps_layer() {
   chroot_run "$rootfs" "$BASE_EPOCH" /usr/bin/python3 -m venv --without-pip "$VENV" \
     || die "python3 -m venv in the root filesystem failed"
   local -a deps
+  # shellcheck disable=SC2010 # wheel file names
   mapfile -t deps < <(cd "$rootfs/tmp/wheels" && ls -- *.whl | grep -v '^pip-' | grep -Ev "$UNUSED_WHEELS" \
     | sed 's|^|/tmp/wheels/|')
   chroot_run "$rootfs" "$BASE_EPOCH" "$VENV/bin/python" "/tmp/wheels/$pip_whl/pip" install -q --no-index --no-deps \
@@ -230,9 +235,8 @@ build_deps_layer() {
     --history.created_by "venv $VENV: dependencies from wheels (--no-index), kustomize (packaging/image.sh)" \
     "$WORK/deps.tar"
   rm -f "$WORK/deps.tar"
-  mv "$oci" "$LAYERS.tmp.$$" && mv "$LAYERS.tmp.$$" "$LAYERS"
-  rm -rf "$LOWER"
-  mv "$rootfs" "$LOWER.tmp.$$" && mv "$LOWER.tmp.$$" "$LOWER"
+  into_cache "$oci" "$LAYERS"
+  into_cache "$rootfs" "$LOWER"
 }
 
 build_project_layer() {
@@ -248,6 +252,7 @@ build_project_layer() {
   cp "$WHEELS"/pip-*.whl "$WORK/project-mnt/"
   local chroot_bin
   chroot_bin="$(command -v chroot)"
+  # shellcheck disable=SC2016 # expanded by the inner shell
   unshare --mount --propagation private -- sh -euc '
     mount -t overlay overlay -o "lowerdir=$1,upperdir=$2,workdir=$3" "$4"
     mount --bind "$5" "$4/mnt"
@@ -328,6 +333,7 @@ main() {
   check_tools
   project_facts
   WORK="$(mktemp -d "${TMPDIR:-/tmp}/kubectl-gitops-image.XXXXXX")"
+  # shellcheck disable=SC2154 # rc is assigned inside the trap
   trap 'rc=$?; rm -rf "$WORK"; [ $rc -eq 0 ] || echo "make image: failed at step: $STEP (exit $rc)" >&2' EXIT
   build_base
   build_project_wheel

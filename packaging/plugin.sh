@@ -24,6 +24,9 @@ STEP="starting"
 
 die() { echo "make plugin: $*" >&2; exit 1; }
 step() { STEP="$1"; echo "==> [$((SECONDS))s] $1" >&2; }
+into_cache() { # into_cache DIR DEST: whole or not at all; a build that got there first wins
+  mv -T "$1" "$2" 2>/dev/null || rm -rf "$1"
+}
 
 tool_env() { # a cached venv with shiv and the build backend
   TOOLS="$CACHE/tools-shiv-$SHIV_VERSION"
@@ -33,7 +36,7 @@ tool_env() { # a cached venv with shiv and the build backend
   { "$PYTHON" -m venv "$TOOLS.tmp.$$" \
       && "$TOOLS.tmp.$$/bin/python" -m pip install -q "shiv==$SHIV_VERSION" "setuptools>=68" wheel; } \
     >"$WORK/pip.log" 2>&1 || { tail -20 "$WORK/pip.log" >&2; rm -rf "$TOOLS.tmp.$$"; die "installing shiv failed (is PyPI reachable?)"; }
-  mv "$TOOLS.tmp.$$" "$TOOLS" 2>/dev/null || rm -rf "$TOOLS.tmp.$$"
+  into_cache "$TOOLS.tmp.$$" "$TOOLS"
 }
 
 project_wheel() {
@@ -62,7 +65,7 @@ dependency_wheels() {
       || { tail -20 "$WORK/pip.log" >&2; die "downloading the dependencies' wheels for Python $version failed"; }
   done
   rm -f "$WORK"/deps/kubectl_gitops-*.whl
-  mv "$WORK/deps" "$WHEELS.tmp.$$" && mv "$WHEELS.tmp.$$" "$WHEELS" 2>/dev/null || rm -rf "$WHEELS.tmp.$$"
+  into_cache "$WORK/deps" "$WHEELS"
 }
 
 site_packages() {
@@ -70,6 +73,7 @@ site_packages() {
   # modules differ by name (…cpython-311-x86_64-linux-gnu.so, …-312-…), so they sit side by side.
   step "site-packages: unpacking the wheels"
   local -a wheels
+  # shellcheck disable=SC2010 # wheel file names
   mapfile -t wheels < <(cd "$WHEELS" && ls -- *.whl | grep -Ev "$UNUSED_WHEELS" | sed "s|^|$WHEELS/|")
   "$TOOLS/bin/python" - "$WORK/site" "$PROJECT_WHEEL" "${wheels[@]}" <<'PY'
 import shutil, sys, zipfile
@@ -149,6 +153,7 @@ main() {
   SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || echo 1767225600)}"
   export SOURCE_DATE_EPOCH
   WORK="$(mktemp -d "${TMPDIR:-/tmp}/kubectl-gitops-plugin.XXXXXX")"
+  # shellcheck disable=SC2154 # rc is assigned inside the trap
   trap 'rc=$?; rm -rf "$WORK"; [ $rc -eq 0 ] || echo "make plugin: failed at step: $STEP (exit $rc)" >&2' EXIT
   mkdir -p "$CACHE"
   tool_env
