@@ -1,4 +1,5 @@
-"""Render a Sync's path into manifests: `kubectl kustomize` when there is a kustomization,
+"""Render a Sync's path into manifests: `kubectl kustomize` when there is a kustomization (or a
+standalone `kustomize build` where there is no kubectl, as in the image; see kustomize_command),
 otherwise every YAML/JSON file under the path. The only module that runs kustomize.
 
 Everything after the bytes leave kustomize or the files (substitution, parsing, validation)
@@ -50,6 +51,7 @@ _PATH_ITEMS = ("patches", "patchesJson6902", "replacements")
 _GENERATORS = ("configMapGenerator", "secretGenerator")
 # Passed through to kustomize; everything else of this machine's environment is left out.
 _KEEP_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR")
+KUSTOMIZE_ENV = "KUBECTL_GITOPS_KUSTOMIZE"
 
 
 def resolve_path(root: Path, path: str) -> Path:
@@ -261,16 +263,34 @@ def _checked(directory: Path, root: Path, label: str, field: str, entry: str, al
 # --- running kustomize -----------------------------------------------------------------------
 
 
-def _kustomize(directory: Path, timeout: float, limits: Limits, allow_remote: bool) -> str:
+def kustomize_command() -> list[str]:
+    """How kustomizations are built: $KUBECTL_GITOPS_KUSTOMIZE (a standalone kustomize binary), else
+    `kubectl kustomize` when kubectl is on PATH, else a standalone `kustomize build` (the image has no
+    kubectl). Both default to the same load restrictor (LoadRestrictionsRootOnly)."""
+    explicit = os.environ.get(KUSTOMIZE_ENV)
+    if explicit:
+        found = shutil.which(explicit)
+        if found is None:
+            raise BuildFailed(f"{KUSTOMIZE_ENV}={explicit}: no such executable")
+        return [found, "build"]
     kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        raise BuildFailed("kubectl is not on PATH; it is needed to build kustomizations")
+    if kubectl is not None:
+        return [kubectl, "kustomize"]
+    kustomize = shutil.which("kustomize")
+    if kustomize is not None:
+        return [kustomize, "build"]
+    raise BuildFailed("neither kubectl nor kustomize is on PATH; one of them is needed to build kustomizations "
+                      f"(or set {KUSTOMIZE_ENV} to a kustomize binary)")
+
+
+def _kustomize(directory: Path, timeout: float, limits: Limits, allow_remote: bool) -> str:
+    command = kustomize_command()
     with tempfile.TemporaryDirectory(prefix="kubectl-gitops-kustomize-") as tmp:
         env = _isolated_env(Path(tmp), allow_remote)
         out_path = Path(tmp) / "out.yaml"
         with out_path.open("wb") as out:
             try:
-                proc = subprocess.run([kubectl, "kustomize", "--", str(directory)], stdout=out,
+                proc = subprocess.run([*command, "--", str(directory)], stdout=out,
                                       stderr=subprocess.PIPE, timeout=timeout, check=False, env=env, cwd=tmp)
             except subprocess.TimeoutExpired as err:
                 raise BuildFailed(f"kustomize build of {directory.name} timed out after {timeout:.0f}s") from err

@@ -34,12 +34,18 @@ if TYPE_CHECKING:
                    "kubectl-gitops-webhook-client-ca (or the one --client-ca-configmap names).")
 @click.option("--client-name", "client_names", multiple=True, metavar="NAME",
               help="With --client-ca-configmap: the CN or DNS SAN the API server's client certificate has.")
+@click.option("--image", default=None, metavar="REPOSITORY@sha256:DIGEST", envvar="KUBECTL_GITOPS_IMAGE",
+              help="The kubectl-gitops image the in-cluster parts run, pinned by digest (`make image` builds it; "
+                   "docs/install.md). Required to install the in-cluster webhook. [env: KUBECTL_GITOPS_IMAGE]")
+@click.option("--controller/--no-controller", default=True, show_default=True,
+              help="Deploy the in-cluster controller (needs --image; a dev control plane runs it locally instead: "
+                   "`kubectl gitops dev up --controller`).")
 @click.option("--dry-run", is_flag=True, help="Print what would be applied; change nothing.")
 @kube_options
 @click.pass_context
 def install(ctx: click.Context, webhook: bool, webhook_url: str | None, cert_dir: Path | None, fail_closed: bool,
             client_ca_configmap: str | None, client_ca_file: Path | None, client_names: tuple[str, ...],
-            dry_run: bool,
+            image: str | None, controller: bool, dry_run: bool,
             kubeconfig_: str | None, context_: str | None, namespace_: str | None) -> None:
     """Install kubectl-gitops into the cluster (idempotent: run it again to upgrade)."""
     from kubectl_gitops.core.errors import UsageError
@@ -47,8 +53,13 @@ def install(ctx: click.Context, webhook: bool, webhook_url: str | None, cert_dir
 
     opts = merged(ctx, kubeconfig_, context_, namespace_)
     hardening = _hardening(webhook, webhook_url, fail_closed, client_ca_configmap, client_ca_file, client_names)
+    _check_image(image)
+    in_cluster = webhook and not webhook_url
     if dry_run:
-        objs = engine.rendered(webhook=webhook, webhook_url=webhook_url, hardening=hardening)
+        objs = engine.rendered(webhook=webhook, webhook_url=webhook_url, hardening=hardening, image=image,
+                               controller=controller)
+        # Without --image the Deployment shows the placeholder (image-not-set.invalid/...): a real
+        # install refuses to apply it.
         emit({"apiVersion": "v1", "kind": "List", "items": objs}, "yaml")
         return
     from kubectl_gitops.cli.context import connect
@@ -60,7 +71,22 @@ def install(ctx: click.Context, webhook: bool, webhook_url: str | None, cert_dir
         raise UsageError("this is a kubectl-gitops dev control plane (fake nodes, no Pod network): run "
                          "`kubectl gitops dev up --webhook` for a local webhook, or install with "
                          "--webhook-url URL or --no-webhook")
-    results = engine.install(kube, webhook=webhook, webhook_url=webhook_url, cert_dir=cert_dir, hardening=hardening)
+    if controller and image is None and kube.context.startswith("kubectl-gitops-"):
+        # Fake nodes: a controller Deployment would only pretend to run. The local process does it.
+        controller = False
+        click.echo("  note: not deploying the in-cluster controller on a dev control plane (fake nodes); "
+                   "`kubectl gitops dev up --controller` runs it as a local process", err=True)
+    if controller and image is None:
+        raise UsageError("the in-cluster controller needs its image: pass --image REPOSITORY@sha256:DIGEST (or set "
+                         "KUBECTL_GITOPS_IMAGE; `make image` builds it, docs/install.md), or install with "
+                         "--no-controller and run `kubectl gitops sync` yourself")
+    if in_cluster and image is None:
+        raise UsageError("the in-cluster webhook needs its image: pass --image REPOSITORY@sha256:DIGEST (or set "
+                         "KUBECTL_GITOPS_IMAGE). No released image is assumed: build it with `make image`, push it "
+                         "to a registry the cluster pulls from, and pass the digest `make image` printed "
+                         "(docs/install.md). Or install with --webhook-url URL or --no-webhook.")
+    results = engine.install(kube, webhook=webhook, webhook_url=webhook_url, cert_dir=cert_dir, hardening=hardening,
+                             image=image, controller=controller)
     for r in results:
         click.echo(f"  {r.action:<10} {r.ref.display}")
     click.echo(f"✔ kubectl-gitops installed ({len(results)} objects)"
@@ -69,6 +95,15 @@ def install(ctx: click.Context, webhook: bool, webhook_url: str | None, cert_dir
     if webhook and not webhook_url and not hardening.client_ca_configmap:
         click.echo("  note: the webhook answers reviews from any caller that reaches it; to accept the API "
                    "server only, see --client-ca-configmap and docs/webhook.md", err=True)
+
+
+def _check_image(image: str | None) -> None:
+    from kubectl_gitops.core import install as shape
+    from kubectl_gitops.core.errors import UsageError
+
+    problem = shape.check_image(image) if image is not None else None
+    if problem:
+        raise UsageError(problem)
 
 
 def _hardening(webhook: bool, webhook_url: str | None, fail_closed: bool, configmap: str | None,

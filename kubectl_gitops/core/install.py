@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import re
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,6 +41,10 @@ FAIL_CLOSED_ENTRIES = (GUARD_ENTRY, *TENANCY_ENTRIES)
 CLIENT_CA_KEY = "ca.crt"
 CLIENT_CA_MOUNT = "/client-ca"
 CLIENT_CA_CONFIGMAP = "kubectl-gitops-webhook-client-ca"
+# What manifests/install/kustomization.yaml's `images:` transformer writes until an image is chosen:
+# a name that can't resolve (.invalid) and a zero digest, so no pod ever runs a tag that doesn't exist.
+IMAGE_PLACEHOLDER = "image-not-set.invalid/kubectl-gitops"
+_DIGEST_REF = re.compile(r"^[a-z0-9][a-z0-9._:/-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?@sha256:[0-9a-f]{64}$")
 
 
 def _is_webhook_workload(obj: JSON) -> bool:
@@ -100,6 +105,39 @@ def with_client_ca(objs: Iterable[JSON], configmap: str, names: tuple[str, ...] 
                                  *(arg for name in names for arg in ("--client-name", name))]
         out.append(obj)
     return out
+
+
+def check_image(ref: str) -> str | None:
+    """Why `ref` can't be the image of the in-cluster parts, or None: it must be pinned by digest
+    (REPOSITORY@sha256:<64 hex>), so what runs is exactly what was built and pushed."""
+    if not _DIGEST_REF.match(ref):
+        return (f"--image {ref!r} is not pinned by digest: give REPOSITORY@sha256:<64 hex digits> "
+                "(`make image` prints the digest; push with skopeo, see docs/install.md)")
+    if ref.startswith(IMAGE_PLACEHOLDER + "@"):
+        return f"--image {ref!r} is the placeholder of manifests/install, not an image"
+    return None
+
+
+def with_image(objs: Iterable[JSON], ref: str) -> list[JSON]:
+    """Every container (and init container) still on the placeholder image runs `ref` instead."""
+    out = []
+    for original in objs:
+        obj = original
+        pod = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+        containers = [*(pod.get("containers") or []), *(pod.get("initContainers") or [])]
+        if any(_is_placeholder(c.get("image")) for c in containers):
+            obj = copy.deepcopy(original)
+            pod = obj["spec"]["template"]["spec"]
+            for container in [*(pod.get("containers") or []), *(pod.get("initContainers") or [])]:
+                if _is_placeholder(container.get("image")):
+                    container["image"] = ref
+        out.append(obj)
+    return out
+
+
+def _is_placeholder(image: object) -> bool:
+    return isinstance(image, str) and (image == IMAGE_PLACEHOLDER or image.startswith(IMAGE_PLACEHOLDER + "@")
+                                       or image.startswith(IMAGE_PLACEHOLDER + ":"))
 
 
 def _point_at_url(config: JSON, base_url: str) -> None:

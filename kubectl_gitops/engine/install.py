@@ -63,8 +63,11 @@ class Hardening:
 
 
 def rendered(*, webhook: bool, webhook_url: str | None, hardening: Hardening = Hardening(),
-             controller: bool = True) -> list[JSON]:
+             controller: bool = True, image: str | None = None) -> list[JSON]:
+    """The objects to apply; `image` (REPOSITORY@sha256:...) replaces the kustomization's placeholder."""
     objs = [m.obj for m in render(manifests_dir(), "install")]
+    if image is not None:
+        objs = shape.with_image(objs, image)
     objs = shape.select(objs, webhook=webhook, webhook_url=webhook_url, fail_closed=hardening.fail_closed,
                         controller=controller)
     if webhook and not webhook_url and hardening.client_ca_configmap:
@@ -121,11 +124,12 @@ def _still_good(cert: bytes, ca: bytes, hosts: tuple[str, ...]) -> bool:
 
 def install(kube: Kube, *, webhook: bool, webhook_url: str | None, cert_dir: Path | None = None,
             tick: Tick | None = None, hardening: Hardening = Hardening(),
-            controller: bool = True) -> list[ObjectResult]:
+            controller: bool = True, image: str | None = None) -> list[ObjectResult]:
     """`controller=False`: without the in-cluster controller Deployment (a local process runs it)."""
     if webhook and not webhook_url:
         check_client_ca(kube, hardening)
-    objs = rendered(webhook=webhook, webhook_url=webhook_url, hardening=hardening, controller=controller)
+    objs = rendered(webhook=webhook, webhook_url=webhook_url, hardening=hardening, controller=controller,
+                    image=image)
     if webhook:
         serving = serving_certificate(kube, webhook_url)
         objs = shape.with_ca_bundle(objs, serving.ca_pem)

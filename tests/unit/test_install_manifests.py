@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from kubectl_gitops.constants import DEFAULT_APPLIER_SA, GROUP, LABEL_SYNC, LABEL_TENANT, SYSTEM_NAMESPACE
+from kubectl_gitops.core.install import IMAGE_PLACEHOLDER
 
 ROOT = Path(__file__).resolve().parents[2]
 JSON = dict[str, Any]
@@ -238,7 +239,7 @@ def test_webhook_deployment(install: list[JSON]) -> None:
     pod = deployment["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "kubectl-gitops-webhook"
     (container,) = pod["containers"]
-    assert container["image"] == "kubectl-gitops:0.1.0"
+    assert container["image"] == f"{IMAGE_PLACEHOLDER}@sha256:{'0' * 64}"  # never a tag: install --image sets it
     assert container["command"] + container["args"] == [
         "kubectl-gitops", "webhook", "serve", "--cert-dir", "/certs", "--port", "8443"]
     for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
