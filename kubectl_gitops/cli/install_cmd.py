@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from kubectl_gitops.cli.common import emit, kube_options, merged
+from kubectl_gitops.cli.render_results import echo_results
 
 if TYPE_CHECKING:
     from kubectl_gitops.engine.install import Hardening
@@ -61,8 +62,7 @@ def install(ctx: click.Context, webhook: bool, webhook_url: str | None, cert_dir
                          "`kubectl gitops dev up --webhook` for a local webhook, or install with "
                          "--webhook-url URL or --no-webhook")
     results = engine.install(kube, webhook=webhook, webhook_url=webhook_url, cert_dir=cert_dir, hardening=hardening)
-    for r in results:
-        click.echo(f"  {r.action:<10} {r.ref.display}")
+    echo_results(results, unchanged_listed=None)
     click.echo(f"✔ kubectl-gitops installed ({len(results)} objects)"
                + ("" if webhook else "; admission webhook not installed")
                + ("; drift guard fails closed (failurePolicy Fail)" if fail_closed else ""))

@@ -25,6 +25,7 @@ from kubectl_gitops.core.discovery import CONFIGMAPS, SECRETS
 from kubectl_gitops.core.errors import GitOpsError
 from kubectl_gitops.core.plan import plan
 from kubectl_gitops.core.stages import stage_of
+from kubectl_gitops.core.status import ObjectAction
 from kubectl_gitops.engine.apply import Applier, ObjectResult, Tick
 
 JSON = dict[str, Any]
@@ -156,7 +157,7 @@ def uninstall(kube: Kube) -> list[ObjectResult]:
         try:
             gone = kube.delete(info, ref.name, ref.namespace or None)
         except GitOpsError as err:
-            results.append(ObjectResult(ref, "failed", str(err)))
+            results.append(ObjectResult(ref, ObjectAction.FAILED, str(err)))
             continue
-        results.append(ObjectResult(ref, "deleted" if gone else "absent"))
+        results.append(ObjectResult(ref, ObjectAction.DELETED if gone else ObjectAction.ABSENT))
     return results
