@@ -140,16 +140,22 @@ def write_cert_dir(serving: Serving, cert_dir: Path) -> None:
     pki.KeyPair(serving.cert_pem, serving.key_pem).write(cert_dir / "tls.crt", cert_dir / "tls.key")
 
 
-def uninstall(kube: Kube) -> list[ObjectResult]:
-    """Delete in reverse stage order: webhook configurations first, so nothing is ever locked out."""
+def uninstall_objects() -> list[JSON]:
+    """Everything `install` may have created, in the order `uninstall` deletes it: reverse stage
+    order, webhook configurations first, so nothing is ever locked out."""
     objs = rendered(webhook=True, webhook_url=None)
     objs.append(shape.tls_secret(b"", b"", b""))
     objs.append(shape.client_ca_configmap(b""))
+    return sorted(objs, key=lambda o: -stage_of(o))
+
+
+def uninstall(kube: Kube) -> list[ObjectResult]:
+    """Delete `uninstall_objects()` in order; each object's result (deleted, absent or failed)."""
     resources = kube.discover()
     results: list[ObjectResult] = []
     from kubectl_gitops.core.objects import ref_of
 
-    for obj in sorted(objs, key=lambda o: -stage_of(o)):
+    for obj in uninstall_objects():
         ref = ref_of(obj)
         info = resources.get(ref.api_version, ref.kind)
         if info is None:
