@@ -21,9 +21,13 @@ if TYPE_CHECKING:
     from kubectl_gitops.adapters.kube import Kube
 
 
+def on_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
 def asking(yes: bool) -> bool:
     """Ask first? On a terminal, unless --yes (kubectl delete never asks: scripts keep working)."""
-    return not yes and sys.stdin.isatty()
+    return not yes and on_terminal()
 
 
 def confirm(question: str) -> None:
