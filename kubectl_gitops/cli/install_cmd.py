@@ -115,15 +115,14 @@ def uninstall(ctx: click.Context, dry_run: bool, yes: bool, kubeconfig_: str | N
         plan = queries.plan_uninstall(kube)
         custom = sum(len(v) for v in plan.custom.values())
         if dry_run:
-            echo_results([r for r in plan.results if str(r.action) != "absent"], unchanged_listed=None)
+            echo_results(plan.deletes, unchanged_listed=None)
             for kind, names in plan.custom.items():
                 click.echo(f"  with the CRD: {len(names)} {kind}(s): {', '.join(names[:20])}"
                            + (f" and {len(names) - 20} more" if len(names) > 20 else ""))
             click.echo(f"kubectl-gitops would be uninstalled from {kube.server} (dry run)"
                        + ("; the objects those Syncs applied stay in the cluster" if plan.custom.get("Sync") else ""))
             return
-        existing = sum(1 for r in plan.results if str(r.action) != "absent")
-        confirm(f"Uninstall kubectl-gitops from {kube.server}: delete {existing} object(s), the CRDs and the "
+        confirm(f"Uninstall kubectl-gitops from {kube.server}: delete {len(plan.deletes)} object(s), the CRDs and the "
                 f"{custom} Sync(s), GitSource(s) and other objects of their kinds?")
     echo_results(engine.uninstall(kube), unchanged_listed=None)
     click.echo("✔ kubectl-gitops uninstalled")

@@ -12,6 +12,8 @@ from typing import Any, Protocol
 
 import click
 
+from kubectl_gitops.core.status import ObjectAction
+
 UNCHANGED_LISTED = 50
 """Like kubectl apply, unchanged objects are listed too, unless there are more than this."""
 
@@ -22,7 +24,7 @@ class _Ref(Protocol):
 
 
 class Result(Protocol):
-    """What the engine's ObjectResult offers a renderer (kept structural: the CLI imports no engine)."""
+    """What the engine's ObjectResult offers a renderer (structural: install's results are the same)."""
 
     @property
     def ref(self) -> _Ref: ...
@@ -41,9 +43,9 @@ def result_line(result: Result) -> str:
 
 def result_lines(results: Sequence[Result], *, unchanged_listed: int | None = UNCHANGED_LISTED) -> list[str]:
     """The lines for `results`; unchanged objects summarised when more than `unchanged_listed`."""
-    unchanged = sum(1 for r in results if str(r.action) == "unchanged")
+    unchanged = sum(1 for r in results if r.action == ObjectAction.UNCHANGED)
     many = unchanged_listed is not None and unchanged > unchanged_listed
-    lines = [result_line(r) for r in results if not (many and str(r.action) == "unchanged")]
+    lines = [result_line(r) for r in results if not (many and r.action == ObjectAction.UNCHANGED)]
     if many:
         lines.append(f"  unchanged  {unchanged} objects (-o yaml lists every object)")
     return lines

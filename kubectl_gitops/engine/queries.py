@@ -262,6 +262,11 @@ class UninstallPlan:
     custom: dict[str, list[str]] = field(default_factory=dict)
     """Kind -> `namespace/name` of the objects deleted with the CRDs (Syncs, GitSources, ...)."""
 
+    @property
+    def deletes(self) -> list[ObjectResult]:
+        """The objects that exist, so would be deleted (in order)."""
+        return [r for r in self.results if r.action is ObjectAction.WOULD_DELETE]
+
 
 def plan_uninstall(kube: Kube) -> UninstallPlan:
     resources = kube.discover()

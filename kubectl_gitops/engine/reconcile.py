@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable, Mapping
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -172,7 +172,8 @@ class Engine:
         self._record_tenant(run, err)
         return report
 
-    def _step(self, run: _Run, step: Step) -> Any:
+    def _step(self, run: _Run, step: Step) -> AbstractContextManager[None]:
+        """Enter a step: its failures get its reason (engine/steps.py)."""
         return failing_as(run, step, self.on_step)
 
     def _record_tenant(self, run: _Run, err: GitOpsError | None) -> None:
