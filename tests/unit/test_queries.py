@@ -168,3 +168,16 @@ def test_suspend_writes_the_spec_and_the_next_run_does_nothing() -> None:
     assert Engine(w.cluster.kube, w.git.fetcher).reconcile(NS, "app").reason == "Suspended"
     with pytest.raises(GitOpsError, match="Sync team/nope not found"):
         queries.set_suspend(w.cluster.kube, SYNCS, NS, "nope", True)
+
+
+def test_listing_on_a_cluster_without_the_crds_says_to_install() -> None:
+    from kubectl_gitops.engine.record import NotInstalled
+
+    class Bare:
+        server = "https://bare.invalid"
+
+        def request(self, method: str, path: str, **_: Any) -> JSON:
+            raise ApiError(404, "the server could not find the requested resource")
+
+    with pytest.raises(NotInstalled, match="kubectl gitops install"):
+        queries.list_objects(cast(Kube, Bare()), query())
