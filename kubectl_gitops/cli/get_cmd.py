@@ -104,7 +104,7 @@ def get(ctx: click.Context, what: str, name: str | None, all_namespaces: bool, o
     query = queries.Query(queries.KINDS[kind], None if all_namespaces else namespace_of(opts, kube), name,
                           selector, parse_label_selector(selector), parse_status_selector(status_selector))
     listing = queries.list_objects(kube, query)
-    view = _View(kind, all_namespaces, output, no_headers)
+    view = _View(kind, all_namespaces, output, no_headers, watch)
     view.initial(listing.items, query, name)
     if watch:
         until = None
@@ -119,8 +119,10 @@ def get(ctx: click.Context, what: str, name: str | None, all_namespaces: bool, o
 class _View:
     """How `get` prints: a table (kubectl's columns), names, or objects; then one entry per change."""
 
-    def __init__(self, kind: str, all_namespaces: bool, output: str | None, no_headers: bool) -> None:
+    def __init__(self, kind: str, all_namespaces: bool, output: str | None, no_headers: bool,
+                 watching: bool = False) -> None:
         self.kind = kind
+        self.watching = watching
         self.all_namespaces = all_namespaces
         self.output = output
         self.no_headers = no_headers
@@ -136,6 +138,10 @@ class _View:
         return ([obj["metadata"]["namespace"]] if self.all_namespaces else []) + render(obj, self.output == "wide")
 
     def initial(self, items: list[JSON], query: Any, name: str | None) -> None:
+        if self.output in ("json", "yaml") and self.watching:  # kubectl get -w: one object at a time
+            for obj in items:
+                self.change("ADDED", obj)
+            return
         if self.output in ("json", "yaml"):
             emit(items[0] if name and len(items) == 1 else {"apiVersion": "v1", "kind": "List", "items": items},
                  self.output)

@@ -6,6 +6,8 @@ tests/e2e/test_get_delete.py's.
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 import pytest
@@ -64,6 +66,24 @@ def test_get_tenants_refuses_the_flags_it_does_not_take(monkeypatch: pytest.Monk
 
     with pytest.raises(UsageError, match="get tenants"):
         run(listing(), monkeypatch, "get", "tenants", "-o", "name")
+
+
+def test_get_watch_prints_the_list_then_each_change_until_the_request_timeout(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    kube = ScriptedKube([([sync("a", "5")], "10")], [[{"type": "MODIFIED", "object": sync("a", "11", "False")}]],
+                        idle=True)
+    kube.default_namespace = "ns"  # type: ignore[attr-defined]
+    started = time.monotonic()
+    out = run(kube, monkeypatch, "get", "syncs", "--watch", "--request-timeout", "1s")
+    assert time.monotonic() - started < 10
+    lines = out.output.splitlines()
+    assert lines[0].split()[:2] == ["NAME", "READY"]
+    assert [line.split()[:2] for line in lines[1:]] == [["a", "True"], ["a", "False"]]
+    kube = ScriptedKube([([sync("a", "5")], "10")], [[{"type": "MODIFIED", "object": sync("b", "11")}]], idle=True)
+    kube.default_namespace = "ns"  # type: ignore[attr-defined]
+    out = run(kube, monkeypatch, "get", "syncs", "-w", "-o", "json", "--request-timeout", "1s")
+    names = [json.loads(doc)["metadata"]["name"] for doc in out.output.replace("}\n{", "}\x00{").split("\x00")]
+    assert names == ["a", "b"]  # one object at a time, as kubectl get -w -o json
 
 
 def synced() -> World:

@@ -8,6 +8,7 @@ what changed.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -35,7 +36,10 @@ def sync(name: str, version: str, ready: str = "True", **labels: str) -> JSON:
 class ScriptedKube:
     """LIST answers and watch streams, in order; records where each watch started."""
 
-    def __init__(self, lists: list[tuple[list[JSON], str]], watches: list[list[JSON] | ApiError]) -> None:
+    def __init__(self, lists: list[tuple[list[JSON], str]], watches: list[list[JSON] | ApiError], *,
+                 idle: bool = False) -> None:
+        self.idle = idle
+        """When the script is done, watches end quietly (a server with nothing to say) instead of failing."""
         self.lists = list(lists)
         self.watches = list(watches)
         self.started: list[str] = []
@@ -49,6 +53,9 @@ class ScriptedKube:
     def watch(self, path: str, resource_version: str, *, timeout_seconds: int = 240) -> Iterator[JSON]:
         self.started.append(resource_version)
         if not self.watches:
+            if self.idle:
+                time.sleep(0.1)
+                return
             raise AssertionError("no more watches scripted")
         stream = self.watches.pop(0)
         if isinstance(stream, ApiError):
