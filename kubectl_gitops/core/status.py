@@ -233,7 +233,8 @@ def readable_conditions(value: Any) -> list[Condition]:
 
 
 def readable_history(value: Any) -> list[dict[str, Any]]:
-    """The history entries that can be read back as RunRecords; the rest dropped."""
+    """The history entries that can be read back as RunRecords with the fields the CRD requires
+    (revision, startedAt as a time, result); the rest dropped, so what is written back is valid."""
     if not isinstance(value, list):
         return []
     out = []
@@ -241,9 +242,12 @@ def readable_history(value: Any) -> list[dict[str, Any]]:
         if not isinstance(entry, Mapping):
             continue
         try:
-            out.append(RunRecord.from_dict(entry).to_dict())
+            run = RunRecord.from_dict(entry)
+            format_time(run.started)
         except (TypeError, ValueError, AttributeError):
             continue
+        if run.result and "revision" in entry:
+            out.append(run.to_dict())
     return out
 
 

@@ -345,7 +345,8 @@ def test_an_invalid_spec_is_stalled_and_no_step_runs() -> None:
 def test_garbage_history_and_conditions_are_replaced_never_a_traceback() -> None:
     w = World(cm("a"))
     w.cluster.merge_patch(SYNCS, "app", NS, {"status": {
-        "history": ["not a run", {"revision": "old", "durationSeconds": "long"}, {"revision": "r1"}],
+        "history": ["not a run", {"revision": "old", "durationSeconds": "long"},
+                    {"revision": "r1", "startedAt": "2026-01-01T00:00:00Z", "result": "BuildFailed"}],
         "conditions": "Ready"}}, subresource="status")
     report = w.run()
     assert report.ready, report

@@ -61,8 +61,11 @@ def test_a_condition_that_does_not_flip_keeps_its_transition_time() -> None:
 
 
 def test_garbage_in_the_previous_status_is_dropped_not_raised() -> None:
-    previous = {"conditions": "Ready", "history": [1, "x", {"revision": "r", "durationSeconds": "slow"},
-                                                   {"revision": "kept", "counts": {"created": 1}}]}
+    previous = {"conditions": "Ready", "history": [
+        1, "x", {"revision": "r", "durationSeconds": "slow"},
+        {"revision": "no time", "result": "BuildFailed"},
+        {"revision": "bad time", "startedAt": "yesterday", "result": "BuildFailed"},
+        {"revision": "kept", "startedAt": "2026-01-01T00:00:00Z", "result": "BuildFailed", "counts": {"created": 1}}]}
     status = build_status(previous, ok(), T0)
     assert [h["revision"] for h in status["history"]] == ["main@sha1:1", "kept"]
     assert build_status("not a status", ok(), T0)["history"][0]["revision"] == "main@sha1:1"
