@@ -2,7 +2,8 @@
 
 `-o name` is compared with what the real kubectl prints for the same objects; `--watch` is a real
 watch that sees a change made by another process; the confirmation is answered through a real
-pseudo-terminal, and `--dry-run` is checked against the cluster: nothing changed.
+pseudo-terminal, and `--dry-run` is checked against the cluster: nothing changed. Last, the engine
+side of the same layer: an API error in a step is recorded under that step's reason.
 """
 
 from __future__ import annotations
@@ -144,3 +145,18 @@ def test_uninstall_dry_run_names_what_goes_with_the_crds_and_a_no_keeps_everythi
     assert code != 0 and "Uninstall kubectl-gitops from" in said and "[y/N]" in said, said
     kubectl("get", "crd", "syncs.kubectl-gitops.dev", kubeconfig=w.kubeconfig)
     assert w.exists(SYNC_RESOURCE, "app")
+
+
+def test_an_api_error_while_planning_is_recorded_as_plan_failed_with_the_api_servers_words(w: World) -> None:
+    """The applier (a ServiceAccount with no rights at all) may not list ConfigMaps: the run stops at
+    the plan, before anything is written, and says so under that step's reason."""
+    w.repo.write("apps/cm.yaml", docs(configmap("a")))
+    w.repo.commit("apps")
+    w.setup({"app": {"path": "apps", "service_account": "nobody"}})
+    run = w.sync("app")
+    assert run.returncode == 1 and run.reason == "PlanFailed", run.output
+    assert "forbidden" in run.message and "system:serviceaccount:" in run.message, run.message
+    ready = w.condition("app", "Ready")
+    assert ready["reason"] == "PlanFailed" and "forbidden" in ready["message"]
+    assert w.sync_status("app")["history"][0]["result"] == "PlanFailed"
+    assert not w.exists("configmap", "a")
