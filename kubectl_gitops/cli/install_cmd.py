@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from kubectl_gitops.cli.common import emit, kube_options, merged
+from kubectl_gitops.cli.render_results import echo_results
 
 if TYPE_CHECKING:
     from kubectl_gitops.engine.install import Hardening
@@ -87,8 +88,7 @@ def install(ctx: click.Context, webhook: bool, webhook_url: str | None, cert_dir
                          "(docs/install.md). Or install with --webhook-url URL or --no-webhook.")
     results = engine.install(kube, webhook=webhook, webhook_url=webhook_url, cert_dir=cert_dir, hardening=hardening,
                              image=image, controller=controller)
-    for r in results:
-        click.echo(f"  {r.action:<10} {r.ref.display}")
+    echo_results(results, unchanged_listed=None)
     click.echo(f"✔ kubectl-gitops installed ({len(results)} objects)"
                + ("" if webhook else "; admission webhook not installed")
                + ("; drift guard fails closed (failurePolicy Fail)" if fail_closed else ""))
@@ -130,21 +130,34 @@ def _hardening(webhook: bool, webhook_url: str | None, fail_closed: bool, config
 
 
 @click.command()
-@click.option("--dry-run", is_flag=True, help="Print what would be deleted; change nothing.")
+@click.option("--dry-run", is_flag=True,
+              help="Print exactly what would be deleted (the objects that exist, and the Syncs, GitSources and "
+                   "other custom objects that go with the CRDs); change nothing.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation on a terminal.")
 @kube_options
 @click.pass_context
-def uninstall(ctx: click.Context, dry_run: bool, kubeconfig_: str | None, context_: str | None,
+def uninstall(ctx: click.Context, dry_run: bool, yes: bool, kubeconfig_: str | None, context_: str | None,
               namespace_: str | None) -> None:
     """Remove kubectl-gitops: webhook configurations first, then the rest (CRDs and their objects too)."""
+    from kubectl_gitops.cli.context import connect
+    from kubectl_gitops.cli.delete_cmd import asking, confirm
     from kubectl_gitops.engine import install as engine
+    from kubectl_gitops.engine import queries
 
     opts = merged(ctx, kubeconfig_, context_, namespace_)
-    if dry_run:
-        for obj in engine.rendered(webhook=True, webhook_url=None):
-            click.echo(f"  would delete {obj['kind']}/{obj['metadata']['name']}")
-        return
-    from kubectl_gitops.cli.context import connect
-
-    for r in engine.uninstall(connect(opts)):
-        click.echo(f"  {r.action:<10} {r.ref.display}")
+    kube = connect(opts)
+    if dry_run or asking(yes):
+        plan = queries.plan_uninstall(kube)
+        custom = sum(len(v) for v in plan.custom.values())
+        if dry_run:
+            echo_results(plan.deletes, unchanged_listed=None)
+            for kind, names in plan.custom.items():
+                click.echo(f"  with the CRD: {len(names)} {kind}(s): {', '.join(names[:20])}"
+                           + (f" and {len(names) - 20} more" if len(names) > 20 else ""))
+            click.echo(f"kubectl-gitops would be uninstalled from {kube.server} (dry run)"
+                       + ("; the objects those Syncs applied stay in the cluster" if plan.custom.get("Sync") else ""))
+            return
+        confirm(f"Uninstall kubectl-gitops from {kube.server}: delete {len(plan.deletes)} object(s), the CRDs and the "
+                f"{custom} Sync(s), GitSource(s) and other objects of their kinds?")
+    echo_results(engine.uninstall(kube), unchanged_listed=None)
     click.echo("✔ kubectl-gitops uninstalled")

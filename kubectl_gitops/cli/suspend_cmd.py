@@ -9,18 +9,11 @@ from kubectl_gitops.cli.common import GlobalOptions, kube_options, merged
 
 def _set_suspend(opts: GlobalOptions, what: str, name: str, value: bool) -> None:
     from kubectl_gitops.cli.context import connect, namespace_of
-    from kubectl_gitops.core.errors import GitOpsError
-    from kubectl_gitops.engine.record import SOURCES, SYNCS
+    from kubectl_gitops.engine import queries
 
     kube = connect(opts)
     namespace = namespace_of(opts, kube)
-    info = SYNCS if what == "sync" else SOURCES
-    if kube.get(info, name, namespace) is None:
-        raise GitOpsError(f"{info.kind} {namespace}/{name} not found")
-    spec: dict[str, object] = {"suspend": value}
-    if what == "sync" and not value:
-        spec["revision"] = None  # resume also ends a rollback pin (cli/rollback_cmd.py)
-    kube.merge_patch(info, name, namespace, {"spec": spec})
+    queries.set_suspend(kube, queries.KINDS[f"{what}s"], namespace, name, value)
     click.echo(f"{what} {namespace}/{name} {'suspended' if value else 'resumed'}")
 
 

@@ -15,9 +15,7 @@ from typing import Any
 import click
 
 from kubectl_gitops.cli.common import emit, kube_options, merged, output_option
-
-SHOWN = ("created", "configured", "pruned", "failed", "skipped", "waiting", "ignored")
-UNCHANGED_LISTED = 50  # like kubectl apply, list unchanged objects too, unless there are many
+from kubectl_gitops.cli.render_results import echo_results, result_data
 
 
 class _Bar:
@@ -84,15 +82,9 @@ def sync(ctx: click.Context, name: str, kubeconfig_: str | None, context_: str |
         traceback.print_exception(report.error, file=sys.stderr)
     data = {"sync": report.key, "revision": report.revision, "ready": report.ready, "reason": report.reason,
             "message": report.message, "durationSeconds": round(report.duration, 3), "counts": report.counts,
-            "objects": [{"object": r.ref.display, "result": r.action, **({"message": r.message} if r.message
-                                                                         else {})} for r in report.results]}
+            "objects": result_data(report.results)}
     if not emit(data, output):
-        unchanged = [r for r in report.results if r.action == "unchanged"]
-        for r in report.results:
-            if r.action in SHOWN or (r.action == "unchanged" and len(unchanged) <= UNCHANGED_LISTED):
-                click.echo(f"  {r.action:<10} {r.ref.display}{'  ' + r.message if r.message else ''}")
-        if len(unchanged) > UNCHANGED_LISTED:
-            click.echo(f"  unchanged  {len(unchanged)} objects (-o yaml lists every object)")
+        echo_results(report.results)
         counts = ", ".join(f"{v} {k}" for k, v in report.counts.items())
         mark = "✔" if report.ready else "✗"
         click.echo(f"{mark} {report.key} {report.reason} at {report.revision or '(no revision)'} "

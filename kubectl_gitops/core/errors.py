@@ -72,3 +72,21 @@ class VerificationFailed(GitOpsError):
     """A signature did not verify (unsigned, untrusted or expired key, malformed, bad): nothing is applied."""
 
     reason = "VerificationFailed"
+
+
+class PlanFailed(GitOpsError):
+    """Reading what is live (the inventory's kinds, by label) or deciding what to write failed."""
+
+    reason = "PlanFailed"
+
+
+class RecordFailed(GitOpsError):
+    """The outcome of a run could not be written to the Sync's status."""
+
+    reason = "RecordFailed"
+
+
+class TenancyCheckFailed(GitOpsError):
+    """The Tenants (or the namespace's labels) could not be read, so no tenant rule can be applied."""
+
+    reason = "TenancyCheckFailed"

@@ -366,7 +366,7 @@ def prune_decision(
     `prune: disabled` counts only when Git set it (declared.declared_by_git): anyone who can
     annotate the live object could otherwise keep an object Git removed alive for ever."""
     if live_obj is None:
-        return PruneVerb.GONE, f"{stale_ref.display} is already gone"
+        return PruneVerb.GONE, f"{stale_ref.display} is already gone (or no longer carries this Sync's labels)"
     metadata = live_obj.get("metadata") or {}
     labels = metadata.get("labels") or {}
     annotations = metadata.get("annotations") or {}

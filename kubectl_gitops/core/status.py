@@ -8,6 +8,11 @@ reconciles are reproducible in tests and a whole run stamps one consistent time.
 The run history is a short, newest-first list of `RunRecord`s in the status (Flux keeps a
 similar history): enough to answer "what happened in the last runs" with `kubectl gitops
 history`, small enough to keep the object well under etcd's size limit.
+
+`build_status` is the one place that decides what a run writes: the engine gathers an
+`Outcome` along the run and hands it here with the status it read. A status someone damaged
+(conditions or history that are not lists of objects, a generation that is not a number) is
+read as far as it can be and rewritten whole: a bad entry is dropped, never a traceback.
 """
 
 from __future__ import annotations
@@ -15,9 +20,48 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, Final
 
+from kubectl_gitops.core.inventory import Inventory
+
 RESULTS: Final = ("created", "configured", "unchanged", "pruned", "failed")
+
+
+class ObjectAction(StrEnum):
+    """What happened to one object in a run (sync, delete, install, uninstall).
+
+    A str enum: it compares, formats and serialises as its value, so `-o json` output and the
+    history counts are the same strings as before."""
+
+    CREATED = "created"
+    CONFIGURED = "configured"
+    UNCHANGED = "unchanged"
+    PRUNED = "pruned"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    """Left alone on purpose (not ours any more, prune opted out, gone already)."""
+    WAITING = "waiting"
+    """Deleted but held by finalizers: still in the inventory."""
+    IGNORED = "ignored"
+    """A labelled stranger: neither in the inventory nor in Git."""
+    DELETED = "deleted"
+    ABSENT = "absent"
+    """Asked to delete, already gone."""
+    WOULD_DELETE = "would-delete"
+    """--dry-run: this object would be deleted (pruned)."""
+    WOULD_SKIP = "would-skip"
+    """--dry-run: this object would be left alone (the message says why)."""
+
+    @property
+    def counted(self) -> bool:
+        """Counted in a run's summary and history (the others are reported, not counted)."""
+        return self.value in RESULTS
+
+    @property
+    def keeps_in_inventory(self) -> bool:
+        """After a prune, the object stays listed (retried, or still being deleted)."""
+        return self in (ObjectAction.FAILED, ObjectAction.WAITING)
 Condition = dict[str, Any]
 Time = datetime | str
 
@@ -166,3 +210,97 @@ def count_results(results: Iterable[str]) -> dict[str, int]:
             raise ValueError(f"unknown result {key!r}; expected one of {', '.join(RESULTS)}")
         counts[key] += 1
     return counts
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one run found, as the status records it (built along the run, written once)."""
+
+    ready: bool
+    reason: str
+    message: str
+    generation: int
+    revision: str = ""
+    applied: bool = False
+    """The revision was applied (lastAppliedRevision moves); False keeps the last good one."""
+    stalled: bool = False
+    healthy: bool | None = None
+    """None: health was not judged in this run (the Healthy condition is left as it was)."""
+    inventory: Inventory | None = None
+    """None: the run never got as far as knowing it (the recorded inventory is left as it was)."""
+    run: RunRecord | None = None
+    """The history entry; None when the run never started (an invalid spec)."""
+
+
+def generation_of(obj: Mapping[str, Any]) -> int:
+    """`metadata.generation` as a number (0 when missing or not one)."""
+    meta = obj.get("metadata")
+    value = meta.get("generation") if isinstance(meta, Mapping) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def readable_conditions(value: Any) -> list[Condition]:
+    """The conditions that can be read; anything else (not a list, an entry without a type) dropped."""
+    if not isinstance(value, list):
+        return []
+    return [dict(c) for c in value if isinstance(c, Mapping) and isinstance(c.get("type"), str)]
+
+
+def readable_history(value: Any) -> list[dict[str, Any]]:
+    """The history entries that can be read back as RunRecords with the fields the CRD requires
+    (revision, startedAt as a time, result); the rest dropped, so what is written back is valid."""
+    if not isinstance(value, list):
+        return []
+    out = []
+    for entry in value:
+        if not isinstance(entry, Mapping):
+            continue
+        try:
+            run = RunRecord.from_dict(entry)
+            format_time(run.started)
+        except (TypeError, ValueError, AttributeError):
+            continue
+        if run.result and "revision" in entry:
+            out.append(run.to_dict())
+    return out
+
+
+def kstatus_conditions(old: Any, *, ready: bool | str, reason: str, message: str, generation: int,
+                       at: Time, reconciling: bool = False, stalled: bool = False,
+                       healthy: bool | None = None) -> list[Condition]:
+    """The kstatus set: Ready, Reconciling and Stalled always; Healthy when health was judged."""
+    conds = set_condition(readable_conditions(old), condition("Ready", ready, reason, message, generation, at))
+    conds = set_condition(conds, condition("Reconciling", reconciling, "Progressing" if reconciling else reason,
+                                           message if reconciling else "", generation, at))
+    conds = set_condition(conds, condition("Stalled", stalled, reason if stalled else "NotStalled",
+                                           message if stalled else "", generation, at))
+    if healthy is not None:
+        conds = set_condition(conds, condition("Healthy", healthy, "Succeeded" if healthy else reason,
+                                               "all health checks passed" if healthy else message,
+                                               generation, at))
+    return conds
+
+
+def build_status(previous: Any, outcome: Outcome, now: Time) -> dict[str, Any]:
+    """The `status` merge patch for a run's outcome over the `previous` status (as read)."""
+    old = previous if isinstance(previous, Mapping) else {}
+    status: dict[str, Any] = {
+        "observedGeneration": outcome.generation,
+        "conditions": kstatus_conditions(old.get("conditions"), ready=outcome.ready, reason=outcome.reason,
+                                         message=outcome.message, generation=outcome.generation, at=now,
+                                         stalled=outcome.stalled, healthy=outcome.healthy),
+    }
+    if outcome.revision:
+        status["lastAttemptedRevision"] = outcome.revision
+        if outcome.applied:
+            status["lastAppliedRevision"] = outcome.revision
+    if outcome.inventory is not None:
+        status["inventory"] = outcome.inventory.to_status()
+    if outcome.run is not None:
+        status["history"] = push_history(readable_history(old.get("history")), outcome.run)
+    return status
+
+
+def inventory_status(inventory: Inventory) -> dict[str, Any]:
+    """The status patch that records only an inventory (written ahead of a run's writes)."""
+    return {"inventory": inventory.to_status()}

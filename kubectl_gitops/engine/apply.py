@@ -34,9 +34,10 @@ from kubectl_gitops.core.plan import (
     waiting_on,
 )
 from kubectl_gitops.core.stages import stage_of
+from kubectl_gitops.core.status import ObjectAction
 
 JSON = dict[str, Any]
-Tick = Callable[[str, ObjectRef], None]
+Tick = Callable[[ObjectAction, ObjectRef], None]
 # Objects per LIST page when reading live state. Large enough that a Sync of ten thousand objects
 # reads each kind in one request (the request count grows with kinds, not objects), small enough
 # that one page of big objects stays a few tens of MB.
@@ -48,11 +49,15 @@ _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 
 @dataclass(frozen=True)
 class ObjectResult:
-    """What happened to one object: created | configured | unchanged | pruned | failed | skipped."""
+    """What happened to one object, and why (the message) when that is not obvious."""
 
     ref: ObjectRef
-    action: str
+    action: ObjectAction
     message: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.action is ObjectAction.FAILED
 
 
 def selector(sync_name: str, sync_namespace: str) -> str:
@@ -120,9 +125,10 @@ class Applier:
 
     def apply(self, changes: ChangeSet, started: float) -> list[ObjectResult]:
         """Apply the change set stage by stage; raise ApplyFailed (with results) on any failure."""
-        results: list[ObjectResult] = [ObjectResult(a.ref, "unchanged") for a in changes.with_verb(Verb.UNCHANGED)]
+        unchanged = changes.with_verb(Verb.UNCHANGED)
+        results: list[ObjectResult] = [ObjectResult(a.ref, ObjectAction.UNCHANGED) for a in unchanged]
         for ref in (a.ref for a in changes.with_verb(Verb.UNCHANGED)):
-            self.tick("unchanged", ref)
+            self.tick(ObjectAction.UNCHANGED, ref)
         stages: dict[int, list[Action]] = {}
         for action in changes.writes:
             stages.setdefault(stage_of(action.obj), []).append(action)
@@ -130,7 +136,7 @@ class Applier:
         for stage in sorted(stages):
             outcome = self._apply_all(stages[stage], started)
             results += outcome
-            failed = [r for r in outcome if r.action == "failed"]
+            failed = [r for r in outcome if r.failed]
             if failed:
                 raise ApplyFailedWith(results, failed)
             if stage == 0 and crds:
@@ -150,7 +156,7 @@ class Applier:
         if self._unreachable.is_set():
             # The server stopped answering: the rest of the stage is not sent (it would only time
             # out one request after another), and the stage fails as a whole.
-            result = ObjectResult(ref, "failed", f"{ref.display}: not sent, the API server is unreachable")
+            result = ObjectResult(ref, ObjectAction.FAILED, f"{ref.display}: not sent, the API server is unreachable")
             self.tick(result.action, ref)
             return result
         try:
@@ -160,9 +166,9 @@ class Applier:
             result = self._on_apply_error(action, err, started)
         except ClusterUnreachable as err:
             self._unreachable.set()
-            result = ObjectResult(ref, "failed", f"{ref.display}: {err}")
+            result = ObjectResult(ref, ObjectAction.FAILED, f"{ref.display}: {err}")
         except GitOpsError as err:  # TooLarge among others: this object's failure, not the server's
-            result = ObjectResult(ref, "failed", f"{ref.display}: {err}")
+            result = ObjectResult(ref, ObjectAction.FAILED, f"{ref.display}: {err}")
         else:
             result = ObjectResult(ref, _created_or_configured(action, out, started))
         self.tick(result.action, ref)
@@ -177,9 +183,10 @@ class Applier:
         if self.force and err.status == 422 and "immutable" in str(err):
             return self._recreate(action, started)
         if too_large(err):
-            return ObjectResult(action.ref, "failed", f"{action.ref.display}: refused by the API server as too "
-                                                      f"large ({_size(action.obj)} bytes as JSON): {err}")
-        return ObjectResult(action.ref, "failed", f"{action.ref.display}: {err}")
+            return ObjectResult(action.ref, ObjectAction.FAILED,
+                                f"{action.ref.display}: refused by the API server as too large "
+                                f"({_size(action.obj)} bytes as JSON): {err}")
+        return ObjectResult(action.ref, ObjectAction.FAILED, f"{action.ref.display}: {err}")
 
     def _retry_binding(self, action: Action, err: ApiError, started: float) -> ObjectResult:
         """An applier that may not escalate has a binding checked against the Role it references, read
@@ -192,11 +199,11 @@ class Applier:
                 out = self._ssa(self.info(action.ref.api_version, action.ref.kind), action.obj)
             except ApiError as again:
                 if again.status != 404:
-                    return ObjectResult(action.ref, "failed", f"{action.ref.display}: {again}")
+                    return ObjectResult(action.ref, ObjectAction.FAILED, f"{action.ref.display}: {again}")
                 err = again
                 continue
             return ObjectResult(action.ref, _created_or_configured(action, out, started))
-        return ObjectResult(action.ref, "failed", f"{action.ref.display}: {err}")
+        return ObjectResult(action.ref, ObjectAction.FAILED, f"{action.ref.display}: {err}")
 
     def _recreate(self, action: Action, started: float) -> ObjectResult:
         """`force`: an immutable field changed, so delete the object and create it again."""
@@ -207,12 +214,12 @@ class Applier:
             deadline = time.monotonic() + 60
             while self.kube.get(info, ref.name, ref.namespace or None) is not None:
                 if time.monotonic() > deadline:
-                    return ObjectResult(ref, "failed", f"{ref.display}: still deleting after 60s (force)")
+                    return ObjectResult(ref, ObjectAction.FAILED, f"{ref.display}: still deleting after 60s (force)")
                 time.sleep(0.2)
             self._ssa(info, action.obj)
         except GitOpsError as err:
-            return ObjectResult(ref, "failed", f"{ref.display}: recreate failed: {err}")
-        return ObjectResult(ref, "configured", "recreated (immutable field changed, force)")
+            return ObjectResult(ref, ObjectAction.FAILED, f"{ref.display}: recreate failed: {err}")
+        return ObjectResult(ref, ObjectAction.CONFIGURED, "recreated (immutable field changed, force)")
 
     def _wait_established(self, crds: list[JSON], timeout: float = 60) -> None:
         info = self.info("apiextensions.k8s.io/v1", "CustomResourceDefinition")
@@ -244,27 +251,28 @@ class Applier:
             if verb is PruneVerb.DELETE:
                 todo.append(ref)
             elif verb is PruneVerb.WAIT:
-                results.append(ObjectResult(ref, "waiting", why))
+                results.append(ObjectResult(ref, ObjectAction.WAITING, why))
             else:  # SKIP or GONE: leaves the inventory
-                results.append(ObjectResult(ref, "skipped", why))
+                results.append(ObjectResult(ref, ObjectAction.SKIPPED, why))
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             results += list(pool.map(self._delete_one, todo))
-        keep = [r.ref for r in results if r.action in ("failed", "waiting")]
+        keep = [r.ref for r in results if r.action.keeps_in_inventory]
         return results, keep
 
     def _delete_one(self, ref: ObjectRef) -> ObjectResult:
         try:
             info = self.resources.get(ref.api_version, ref.kind)
             if info is None:
-                return ObjectResult(ref, "skipped", f"{ref.kind} is no longer served")
+                return ObjectResult(ref, ObjectAction.SKIPPED, f"{ref.kind} is no longer served")
             answer = self.kube.delete_object(info, ref.name, ref.namespace or None)
         except GitOpsError as err:
-            result = ObjectResult(ref, "failed", f"{ref.display}: delete failed: {err}")
+            result = ObjectResult(ref, ObjectAction.FAILED, f"{ref.display}: delete failed: {err}")
         else:
             if held_by_finalizers(answer):
-                result = ObjectResult(ref, "waiting", f"{ref.display} is being deleted; {waiting_on(answer or {})}")
+                why = f"{ref.display} is being deleted; {waiting_on(answer or {})}"
+                result = ObjectResult(ref, ObjectAction.WAITING, why)
             else:
-                result = ObjectResult(ref, "pruned")
+                result = ObjectResult(ref, ObjectAction.PRUNED)
         self.tick(result.action, ref)
         return result
 
@@ -289,11 +297,11 @@ def _size(obj: JSON) -> int:
     return len(json.dumps(obj, separators=(",", ":")))
 
 
-def _created_or_configured(action: Action, out: JSON, started: float) -> str:
+def _created_or_configured(action: Action, out: JSON, started: float) -> ObjectAction:
     if action.verb is Verb.CONFIGURE:
-        return "configured"
+        return ObjectAction.CONFIGURED
     created = str((out.get("metadata") or {}).get("creationTimestamp") or "")
-    return "created" if _is_recent(created, started) else "configured"
+    return ObjectAction.CREATED if _is_recent(created, started) else ObjectAction.CONFIGURED
 
 
 def _is_recent(timestamp: str, started: float) -> bool:

@@ -25,6 +25,7 @@ from kubectl_gitops.core.discovery import CONFIGMAPS, SECRETS
 from kubectl_gitops.core.errors import GitOpsError
 from kubectl_gitops.core.plan import plan
 from kubectl_gitops.core.stages import stage_of
+from kubectl_gitops.core.status import ObjectAction
 from kubectl_gitops.engine.apply import Applier, ObjectResult, Tick
 
 JSON = dict[str, Any]
@@ -176,18 +177,24 @@ def _release_syncs(kube: Kube, resources: Any, objs: list[JSON]) -> None:
                   f"({err}); remove it by hand: kubectl gitops delete sync NAME --keep", file=sys.stderr)
 
 
-def uninstall(kube: Kube) -> list[ObjectResult]:
-    """Delete in reverse stage order: webhook configurations first, so nothing is ever locked out."""
+def uninstall_objects() -> list[JSON]:
+    """Everything `install` may have created, in the order `uninstall` deletes it: reverse stage
+    order, webhook configurations first, so nothing is ever locked out."""
     objs = rendered(webhook=True, webhook_url=None)
     objs.append(shape.tls_secret(b"", b"", b""))
     objs.append(shape.client_ca_configmap(b""))
+    return sorted(objs, key=lambda o: -stage_of(o))
+
+
+def uninstall(kube: Kube) -> list[ObjectResult]:
+    """Delete `uninstall_objects()` in order; each object's result (deleted, absent or failed)."""
     resources = kube.discover()
     results: list[ObjectResult] = []
     from kubectl_gitops.core.objects import ref_of
 
+    objs = uninstall_objects()
     _release_syncs(kube, resources, objs)
-
-    for obj in sorted(objs, key=lambda o: -stage_of(o)):
+    for obj in objs:
         ref = ref_of(obj)
         info = resources.get(ref.api_version, ref.kind)
         if info is None:
@@ -195,7 +202,7 @@ def uninstall(kube: Kube) -> list[ObjectResult]:
         try:
             gone = kube.delete(info, ref.name, ref.namespace or None)
         except GitOpsError as err:
-            results.append(ObjectResult(ref, "failed", str(err)))
+            results.append(ObjectResult(ref, ObjectAction.FAILED, str(err)))
             continue
-        results.append(ObjectResult(ref, "deleted" if gone else "absent"))
+        results.append(ObjectResult(ref, ObjectAction.DELETED if gone else ObjectAction.ABSENT))
     return results

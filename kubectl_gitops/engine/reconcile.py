@@ -1,17 +1,25 @@
-"""Reconcile one Sync, top to bottom: dependencies, source, build, apply, prune, health, record.
+"""Reconcile one Sync, top to bottom: tenancy, dependencies, source, build, plan, apply, prune,
+health, record.
 
-Each step has a named failure reason and a failing step stops the steps after it: nothing is
-applied from a build that failed, nothing is pruned after a failed apply, and the last applied
-revision stays recorded as the last good one. Reads a little like Flux's kustomize-controller on
-purpose: users who know one can follow the other.
+Each step (engine/steps.py) has a named failure reason, given at the step itself: an API error
+while listing live objects is `PlanFailed`, while deleting stale ones `PruneFailed`. A failing
+step stops the steps after it: nothing is applied from a build that failed, nothing is pruned
+after a failed apply, and the last applied revision stays recorded as the last good one.
+
+What a run writes is decided by the core (`core.status.build_status` over an `Outcome`) and
+written by one method here (`_write_status`), with the resourceVersion read as a precondition.
+The CLI's `sync` and the controller both drive this class; neither prints nor logs from here.
+Reads a little like Flux's kustomize-controller on purpose: users who know one can follow the other.
 """
 
 from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from kubectl_gitops.adapters.git import SourcePolicy
@@ -33,9 +41,19 @@ from kubectl_gitops.core.graph import find_cycle
 from kubectl_gitops.core.inventory import Inventory, partition, salvage, stale, union
 from kubectl_gitops.core.managed_fields import manager_entries
 from kubectl_gitops.core.objects import IdentityKey, ObjectRef, ref_of
-from kubectl_gitops.core.plan import stamp
+from kubectl_gitops.core.plan import ChangeSet, stamp
 from kubectl_gitops.core.spec import InvalidSpec, SyncSpec, applier_of, parse_source, parse_sync
-from kubectl_gitops.core.status import RESULTS, RunRecord, count_results, is_true, push_history
+from kubectl_gitops.core.status import (
+    ObjectAction,
+    Outcome,
+    RunRecord,
+    build_status,
+    count_results,
+    generation_of,
+    inventory_status,
+    is_true,
+    readable_conditions,
+)
 from kubectl_gitops.core.substitute import mask
 from kubectl_gitops.engine import record
 from kubectl_gitops.engine.apply import Applier, ApplyFailedWith, ObjectResult, Tick
@@ -43,6 +61,7 @@ from kubectl_gitops.engine.health import wait_healthy
 from kubectl_gitops.engine.helm_hooks import HookRunner
 from kubectl_gitops.engine.signatures import attach, carry_signatures, read_entries
 from kubectl_gitops.engine.source import SourceFetcher, Tree
+from kubectl_gitops.engine.steps import Step, failing_as
 from kubectl_gitops.engine.tenants import TenantScope, record_tenant, scope_for
 
 JSON = dict[str, Any]
@@ -67,6 +86,8 @@ class SyncReport:
     counts: dict[str, int] = field(default_factory=dict)
     error: BaseException | None = field(default=None, compare=False, repr=False)
     """The unexpected exception behind a ReconcileError (for `--debug`); None otherwise."""
+    steps: tuple[Step, ...] = ()
+    """The steps the run went through, in order (the last one is where a failure happened)."""
 
     @property
     def key(self) -> str:
@@ -90,7 +111,7 @@ class _Run:
     spec: SyncSpec
     obj: JSON
     started: float
-    started_at: Any
+    started_at: datetime
     revision: str = ""
     results: list[ObjectResult] = field(default_factory=list)
     inventory: Inventory | None = None
@@ -100,29 +121,38 @@ class _Run:
     scope: TenantScope | None = None
     """The Tenant claiming the Sync's namespace (locked down), or None (the platform's Sync)."""
     secrets: tuple[str, ...] = ()  # values from Secrets: masked in every message of this run
+    step: Step | None = None
+    steps: list[Step] = field(default_factory=list)
 
 
 class Engine:
-    """Reconciles Syncs against one cluster. `kube` is the operator's connection."""
+    """Reconciles Syncs against one cluster. `kube` is the operator's connection.
+
+    `tick` is called per object written or pruned (a progress bar), `on_total` once with the number
+    of objects the run will act on, `on_step` as each step starts (logs, metrics)."""
 
     def __init__(self, kube: Kube, fetcher: SourceFetcher | None = None, *, tick: Tick | None = None,
                  on_total: Callable[[int], None] | None = None, concurrency: int = 16,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, on_step: Callable[[Step], None] | None = None) -> None:
         self.kube = kube
         self.fetcher = fetcher or SourceFetcher(kube)
         self.tick = tick
         self.on_total = on_total or (lambda _n: None)
+        self.on_step = on_step
         self.concurrency = concurrency
         self.clock = clock
         self._resources: ResourceMap | None = None
         self._whoami: str | None = None
 
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
     # ------------------------------------------------------------ entry
 
     def reconcile(self, namespace: str, name: str, *, reset_inventory: bool = False) -> SyncReport:
-        """Run once and record the outcome on the Sync, whatever happens: an expected failure keeps
-        its reason, anything else is recorded as ReconcileError (never a traceback that leaves an
-        old Ready=True standing)."""
+        """Run once and record the outcome on the Sync, whatever happens: a failure keeps the reason
+        of the step it happened in; anything unforeseen is recorded as ReconcileError (never a
+        traceback that leaves an old Ready=True standing)."""
         obj = self.get_sync(namespace, name)
         try:
             spec = parse_sync(obj)
@@ -133,21 +163,30 @@ class Engine:
         if spec.suspend:
             return SyncReport(namespace, name, _last_applied(obj), is_true(_conds(obj), "Ready"), "Suspended",
                               "the Sync is suspended; nothing was done", 0.0)
-        run = _Run(spec, obj, self.clock(), record.now())
+        return self._run(_Run(spec, obj, self.clock(), self.now()), reset_inventory)
+
+    def _run(self, run: _Run, reset_inventory: bool) -> SyncReport:
         try:
             self._reconcile(run, reset_inventory)
-            report = self._record_success(run)
+            with self._step(run, Step.RECORD):
+                report = self._record_success(run)
         except GitOpsError as err:
-            if isinstance(err, StatusNotRecorded):
-                raise
-            stalled = isinstance(err, InvalidSpec)
-            report = self._record_failure(run.obj, run, err, stalled=stalled)
-            self._record_tenant(run, err)
-            return report
+            return self._fail(run, err)
         except Exception as err:
-            report = self._record_failure(run.obj, run, unexpected(err), stalled=False, error=err)
+            return self._fail(run, unexpected(err, run.step), error=err)
         self._record_tenant(run, None)
         return report
+
+    def _fail(self, run: _Run, err: GitOpsError, error: BaseException | None = None) -> SyncReport:
+        if isinstance(err, StatusNotRecorded):
+            raise err
+        report = self._record_failure(run.obj, run, err, stalled=isinstance(err, InvalidSpec), error=error)
+        self._record_tenant(run, err)
+        return report
+
+    def _step(self, run: _Run, step: Step) -> AbstractContextManager[None]:
+        """Enter a step: its failures get its reason (engine/steps.py)."""
+        return failing_as(run, step, self.on_step)
 
     def _record_tenant(self, run: _Run, err: GitOpsError | None) -> None:
         """A tenant's Sync also updates its Tenant's status: namespaces found, Syncs, last violation."""
@@ -203,26 +242,71 @@ class Engine:
 
     def _reconcile(self, run: _Run, reset_inventory: bool = False) -> None:
         spec = run.spec
-        run.scope = scope = scope_for(self.kube, spec.namespace)
-        self._check_sync(spec, scope)
-        self._check_dependencies(spec)
+        with self._step(run, Step.TENANCY):
+            run.scope = scope = scope_for(self.kube, spec.namespace)
+            self._check_sync(spec, scope)
+        with self._step(run, Step.DEPENDENCIES):
+            self._check_dependencies(spec)
         desired, hooks = self._desired(run)
-        if scope is not None:
-            self._check_rendered(spec, scope, desired + (hooks.objects if hooks else []))
-        applier = self.applier_for(spec, scope)
+        with self._step(run, Step.PLAN):
+            applier = self.applier_for(spec, scope)
+            old, new, live, changes = self._plan(run, applier, desired, reset_inventory)
+        with self._step(run, Step.APPLY):
+            self._apply(run, applier, changes, old, new, reset_inventory, hooks)
+        if spec.prune:
+            with self._step(run, Step.PRUNE):
+                self._prune(run, applier, old, new, live)
+        with self._step(run, Step.HEALTH):
+            self._wait(run, applier, desired)
+        if hooks is not None:
+            with self._step(run, Step.APPLY):
+                hooks.after(applier.kube, applier.resources)
+
+    def _desired(self, run: _Run) -> tuple[list[JSON], HookRunner | None]:
+        """The source and build steps: the GitSource's path (kustomize or plain YAML, signatures
+        carried), or a Helm chart (engine/helm.py) with the hooks to run around the apply."""
+        spec, scope = run.spec, run.scope
+        if spec.chart is not None:
+            from kubectl_gitops.engine.helm import render_chart
+
+            with self._step(run, Step.BUILD):
+                chart = render_chart(self, run)
+                run.revision = chart.revision
+                if scope is not None:
+                    self._check_rendered(spec, scope, chart.desired + (chart.hooks.objects if chart.hooks else []))
+            return chart.desired, chart.hooks
+        with ExitStack() as checkout:
+            with self._step(run, Step.SOURCE):
+                source_obj, policy = self._source(spec, scope)
+                tree = checkout.enter_context(self.fetcher.checkout(source_obj, policy, pin=spec.revision))
+            run.revision = tree.revision
+            with self._step(run, Step.BUILD):
+                desired = self._build(spec, tree, run)
+                desired = carry_signatures(self.kube, spec, tree.path, desired, scope.tenant.name if scope else "")
+                if scope is not None:
+                    self._check_rendered(spec, scope, desired)
+        return desired, None
+
+    def _plan(self, run: _Run, applier: Applier, desired: list[JSON], reset_inventory: bool) -> tuple[
+            Inventory, Inventory, dict[IdentityKey, JSON], ChangeSet]:
+        """The recorded inventory (old), Git's (new), the live objects this Sync may act on, and what to write."""
         new = Inventory(ref_of(o) for o in desired)
-        recorded = (run.obj.get("status") or {}).get("inventory")
+        recorded = _status_of(run.obj).get("inventory")
         if reset_inventory:
-            old, live = self._adopt(applier, recorded, new)
+            old, seen = self._adopt(applier, recorded, new)
         else:
-            old = _read_inventory(spec, recorded)
+            old = read_inventory(run.spec.namespace, run.spec.name, recorded)
             kinds = {(r.api_version, r.kind) for r in old} | {(o["apiVersion"], o["kind"]) for o in desired}
-            live = applier.live_objects(kinds)
-        seen = live
+            seen = applier.live_objects(kinds)
         live, strangers = partition(seen, old.keys | new.keys)
-        run.ignored = [ObjectResult(_stranger_ref(key, seen[key]), "ignored", STRANGER) for key in strangers]
+        run.ignored = [ObjectResult(_stranger_ref(key, seen[key]), ObjectAction.IGNORED, STRANGER)
+                       for key in strangers]
         changes = applier.plan(desired, live)
         self.on_total(len(changes.actions) + len(stale(old, new)))
+        return old, new, live, changes
+
+    def _apply(self, run: _Run, applier: Applier, changes: ChangeSet, old: Inventory, new: Inventory,
+               reset_inventory: bool, hooks: HookRunner | None = None) -> None:
         # Write-ahead: every object about to be created is in the recorded inventory first, so a
         # run that dies half-way (or loses a race) can never leave an object with our labels that
         # no inventory lists.
@@ -238,32 +322,16 @@ class Engine:
             run.results = err.results
             raise
         run.inventory = new
-        if spec.prune:
-            pruned, keep = applier.prune(stale(old, new), live)
-            run.results += pruned
-            run.inventory = new.merge(keep)
-            failed = [r for r in pruned if r.action == "failed"]
-            if failed:
-                raise PruneFailed("; ".join(r.message for r in failed[:3]))
-        self._wait(run, applier, desired)
-        if hooks is not None:
-            hooks.after(applier.kube, applier.resources)
 
-    def _desired(self, run: _Run) -> tuple[list[JSON], HookRunner | None]:
-        """The build step: the GitSource's path (kustomize or plain YAML), or a Helm chart
-        (engine/helm.py) with the hooks to run around the apply."""
-        if run.spec.chart is not None:
-            from kubectl_gitops.engine.helm import render_chart
-
-            chart = render_chart(self, run)
-            run.revision = chart.revision
-            return chart.desired, chart.hooks
-        spec, scope = run.spec, run.scope
-        source_obj, policy = self._source(spec, scope)
-        with self.fetcher.checkout(source_obj, policy, pin=spec.revision) as tree:
-            run.revision = tree.revision
-            desired = self._build(spec, tree, run)
-            return carry_signatures(self.kube, spec, tree.path, desired, scope.tenant.name if scope else ""), None
+    def _prune(self, run: _Run, applier: Applier, old: Inventory, new: Inventory,
+               live: dict[IdentityKey, JSON]) -> None:
+        """Delete what left Git (only after a successful apply: the caller never gets here otherwise)."""
+        pruned, keep = applier.prune(stale(old, new), live)
+        run.results += pruned
+        run.inventory = new.merge(keep)
+        failed = [r for r in pruned if r.failed]
+        if failed:
+            raise PruneFailed("; ".join(r.message for r in failed[:3]))
 
     def _adopt(self, applier: Applier, recorded: Any, new: Inventory) -> tuple[
             Inventory, dict[IdentityKey, JSON]]:
@@ -455,21 +523,21 @@ class Engine:
         counts = _counts(run.results)
         duration = self.clock() - run.started
         message = f"Applied revision: {run.revision}"
-        waiting = [r for r in run.results if r.action == "waiting"]
+        waiting = [r for r in run.results if r.action is ObjectAction.WAITING]
         if waiting:
             message += (f"; {len(waiting)} pruned object(s) still being deleted: "
                         + "; ".join(r.message for r in waiting[:5]))
-        status = self._status(run.obj, ready=True, reason="ReconciliationSucceeded", message=message,
-                              healthy=run.healthy, revision=run.revision, applied=True)
         entry = RunRecord.of(run.revision, run.started_at, duration, "ReconciliationSucceeded", counts,
                              message[:300] if waiting else "", **self._ran_by(run))
-        self._write_status(run.obj, status, run.inventory or Inventory(), entry)
+        outcome = Outcome(True, "ReconciliationSucceeded", message, generation_of(run.obj), run.revision,
+                          applied=True, healthy=run.healthy, inventory=run.inventory or Inventory(), run=entry)
+        self._write_status(run.obj, outcome)
         note = f"{message} ({_summary(counts)})"
         record.emit_event(self.kube, run.obj, warning=False, reason="ReconciliationSucceeded", note=note,
                           action="Reconcile")
         self._report_strangers(run)
         return SyncReport(run.spec.namespace, run.spec.name, run.revision, True, "ReconciliationSucceeded",
-                          message, duration, (*run.results, *run.ignored), counts)
+                          message, duration, (*run.results, *run.ignored), counts, steps=tuple(run.steps))
 
     def _record_failure(self, obj: JSON, run: _Run | None, err: GitOpsError, *, stalled: bool,
                         error: BaseException | None = None) -> SyncReport:
@@ -482,18 +550,19 @@ class Engine:
                         for r in (*run.results, *run.ignored)) if run else ()
         counts = _counts(results)
         revision = run.revision if run else ""
-        status = self._status(obj, ready=False, reason=reason, message=message, stalled=stalled,
-                              healthy=run.healthy if run else None, revision=revision, applied=False)
         entry = RunRecord.of(revision, run.started_at, duration, reason, counts, message[:300],
                              **self._ran_by(run)) if run else None
+        outcome = Outcome(False, reason, message, generation_of(obj), revision, stalled=stalled,
+                          healthy=run.healthy if run else None, inventory=run.inventory if run else None, run=entry)
         try:
-            self._write_status(obj, status, run.inventory if run else None, entry)
+            self._write_status(obj, outcome)
         except GitOpsError as record_err:
             raise StatusNotRecorded(f"{message} (and the status could not be recorded: {record_err})") from err
         record.emit_event(self.kube, obj, warning=True, reason=reason, note=message, action="Reconcile")
         if run is not None:
             self._report_strangers(run)
-        return SyncReport(ns, name, revision, False, reason, message, duration, results, counts, error)
+        return SyncReport(ns, name, revision, False, reason, message, duration, results, counts, error,
+                          tuple(run.steps) if run else ())
 
     def _ran_by(self, run: _Run) -> dict[str, Any]:
         """Who ran it and whether it applied a pin: the history's `by` and `pinned` (core/history.py)."""
@@ -516,25 +585,26 @@ class Engine:
 
     def _write_inventory(self, run: _Run, inventory: Inventory) -> None:
         """Record `inventory` ahead of the writes (merged with a concurrent run's, if any)."""
-        run.obj, run.inventory = self._patch(run.obj, {}, inventory, None)
+        run.obj, run.inventory = self._write_status(run.obj, None, inventory)
 
-    def _write_status(self, obj: JSON, status: JSON, inventory: Inventory | None, entry: RunRecord | None) -> None:
-        self._patch(obj, status, inventory, entry)
-
-    def _patch(self, obj: JSON, status: JSON, inventory: Inventory | None, entry: RunRecord | None,
-               attempts: int = 8) -> tuple[JSON, Inventory | None]:
-        """Merge-patch the status with the resourceVersion we read as a precondition. On a conflict
-        (another run, or anyone, wrote the Sync since) read it again and retry, the inventory the
-        union of ours and the one now recorded: two runs never drop each other's objects."""
+    def _write_status(self, obj: JSON, outcome: Outcome | None, inventory: Inventory | None = None,
+                      attempts: int = 8) -> tuple[JSON, Inventory | None]:
+        """The one writer of a Sync's status: the outcome's status (core.status.build_status), or with
+        no outcome just `inventory` (written ahead). A merge patch on the status subresource with
+        the resourceVersion we read as a precondition; on a conflict (another run, or anyone, wrote
+        the Sync since) read it again and retry, the inventory the union of ours and the one now
+        recorded: two runs never drop each other's objects. Returns the Sync as written and the
+        inventory recorded."""
         meta = obj.get("metadata") or {}
         ns, name = str(meta.get("namespace")), str(meta.get("name"))
+        if outcome is not None:
+            inventory = outcome.inventory
         current = obj
         for _ in range(attempts):
-            body = dict(status)
-            if inventory is not None:
-                body["inventory"] = inventory.to_status()
-            if entry is not None:
-                body["history"] = push_history((current.get("status") or {}).get("history"), entry)
+            if outcome is not None:
+                body = build_status(_status_of(current), replace(outcome, inventory=inventory), self.now())
+            else:
+                body = inventory_status(inventory or Inventory())
             patch: JSON = {"status": body}
             version = (current.get("metadata") or {}).get("resourceVersion")
             if version:
@@ -546,43 +616,34 @@ class Engine:
                     raise
                 current = self.get_sync(ns, name)
                 if inventory is not None:
-                    theirs = (current.get("status") or {}).get("inventory")
-                    inventory = union(inventory, read_inventory(ns, name, theirs))
+                    # What the other writer recorded, as far as it can be read: an entry we can't
+                    # read we could never have pruned either.
+                    inventory = union(inventory, salvage(_status_of(current).get("inventory")))
                 continue
             return out, inventory
         raise GitOpsError(f"Sync {ns}/{name}: the status changed under every one of {attempts} attempts to record it")
 
-    def _status(self, obj: JSON, *, ready: bool, reason: str, message: str, revision: str, applied: bool,
-                stalled: bool = False, healthy: bool | None = None) -> JSON:
-        generation = int((obj.get("metadata") or {}).get("generation") or 0)
-        old = (obj.get("status") or {}).get("conditions")
-        status: JSON = {
-            "observedGeneration": generation,
-            "conditions": record.conditions_for(old, ready=ready, reason=reason, message=message,
-                                                generation=generation, at=record.now(), stalled=stalled,
-                                                healthy=healthy),
-        }
-        if revision:
-            status["lastAttemptedRevision"] = revision
-        if applied:
-            status["lastAppliedRevision"] = revision
-        return status
-
 
 # ---------------------------------------------------------------- small pure helpers
 
+def _status_of(obj: JSON) -> Mapping[str, Any]:
+    """`status`, or {} when there is none or it is not an object (a damaged status is not a crash)."""
+    status = obj.get("status")
+    return status if isinstance(status, Mapping) else {}
+
+
 def _conds(obj: JSON) -> list[JSON]:
-    return list((obj.get("status") or {}).get("conditions") or [])
+    return readable_conditions(_status_of(obj).get("conditions"))
 
 
 def _last_applied(obj: JSON) -> str:
-    return str((obj.get("status") or {}).get("lastAppliedRevision") or "")
+    return str(_status_of(obj).get("lastAppliedRevision") or "")
 
 
 def _ready_now(dep: JSON) -> bool:
-    generation = (dep.get("metadata") or {}).get("generation")
-    status = dep.get("status") or {}
-    return is_true(status.get("conditions"), "Ready") and status.get("observedGeneration") == generation
+    status = _status_of(dep)
+    return (is_true(readable_conditions(status.get("conditions")), "Ready")
+            and status.get("observedGeneration") == generation_of(dep))
 
 
 def _strict_scope(scope: Callable[[str, str], bool | None]) -> Callable[[str, str], bool]:
@@ -602,7 +663,7 @@ def _health_ref(check: Any, namespace: str) -> ObjectRef:
 
 
 def _counts(results: Any) -> dict[str, int]:
-    return count_results(r.action for r in results if r.action in RESULTS)
+    return count_results(r.action for r in results if r.action.counted)
 
 
 STRANGER = "carries this Sync's labels but is neither in its inventory nor in Git: ignored, never pruned"
@@ -612,19 +673,17 @@ class StatusNotRecorded(GitOpsError):
     """The run's outcome could not be written to the Sync (raised: nothing else can say it)."""
 
 
-def unexpected(err: BaseException) -> ReconcileError:
-    """An unforeseen failure as a recorded reason: what it was, never a traceback."""
+def unexpected(err: BaseException, step: Step | None = None) -> ReconcileError:
+    """An unforeseen failure as a recorded reason: what it was and in which step, never a traceback."""
     if isinstance(err, RecursionError):
         what = "an object nested too deeply to process"
     else:
         what = f"unexpected {type(err).__name__}"
+    if step is not None:
+        what += f" during {step.value}"
     text = str(err).splitlines()[0][:300] if str(err) else ""
     return ReconcileError(f"{what}{': ' + text if text else ''} (a bug: please report it; "
                           f"`kubectl gitops --debug sync` shows where)")
-
-
-def _read_inventory(spec: SyncSpec, recorded: Any) -> Inventory:
-    return read_inventory(spec.namespace, spec.name, recorded)
 
 
 def read_inventory(namespace: str, name: str, recorded: Any) -> Inventory:

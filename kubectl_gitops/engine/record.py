@@ -17,7 +17,7 @@ from kubectl_gitops.adapters.kube import Kube
 from kubectl_gitops.constants import API_VERSION, KIND_SYNC, PROJECT
 from kubectl_gitops.core.discovery import ResourceInfo
 from kubectl_gitops.core.errors import GitOpsError
-from kubectl_gitops.core.status import condition, set_condition
+from kubectl_gitops.core.status import kstatus_conditions
 
 SYNCS = ResourceInfo("kubectl-gitops.dev", "v1alpha1", KIND_SYNC, "syncs", True)
 SOURCES = ResourceInfo("kubectl-gitops.dev", "v1alpha1", "GitSource", "gitsources", True)
@@ -48,18 +48,9 @@ def now() -> datetime:
 def conditions_for(old: list[JSON] | None, *, ready: bool | str, reason: str, message: str, generation: int,
                    at: datetime, reconciling: bool = False, stalled: bool = False,
                    healthy: bool | None = None) -> list[JSON]:
-    """The kstatus set: Ready, Reconciling and Stalled always; Healthy when health was judged."""
-    conds = set_condition(old, condition("Ready", ready, reason, message, generation, at))
-    conds = set_condition(conds, condition("Reconciling", reconciling,
-                                           "Progressing" if reconciling else reason,
-                                           message if reconciling else "", generation, at))
-    conds = set_condition(conds, condition("Stalled", stalled, reason if stalled else "NotStalled",
-                                           message if stalled else "", generation, at))
-    if healthy is not None:
-        conds = set_condition(conds, condition("Healthy", healthy, "Succeeded" if healthy else reason,
-                                               "all health checks passed" if healthy else message,
-                                               generation, at))
-    return conds
+    """The kstatus set (core.status.kstatus_conditions), for the GitSource's status."""
+    return kstatus_conditions(old, ready=ready, reason=reason, message=message, generation=generation, at=at,
+                              reconciling=reconciling, stalled=stalled, healthy=healthy)
 
 
 def patch_status(kube: Kube, info: ResourceInfo, namespace: str, name: str, status: JSON) -> None:

@@ -28,6 +28,7 @@ from kubectl_gitops.core.discovery import ResourceInfo, ResourceMap
 from kubectl_gitops.core.errors import ApplyFailed
 from kubectl_gitops.core.objects import IdentityKey, ObjectRef, ref_of
 from kubectl_gitops.core.plan import Verb, plan, stamp
+from kubectl_gitops.core.status import ObjectAction
 from kubectl_gitops.engine.apply import Applier, ApplyFailedWith, ObjectResult, selector
 from tests.unit.fakefields import applied
 
@@ -482,7 +483,8 @@ def test_prune_skips_objects_already_gone() -> None:
     kube = FakeKube()
     results, keep = applier(kube).prune([ref], {})
     assert kube.names("delete") == []
-    assert results == [ObjectResult(ref, "skipped", "ConfigMap/prod/gone is already gone")]
+    why = "ConfigMap/prod/gone is already gone (or no longer carries this Sync's labels)"
+    assert results == [ObjectResult(ref, ObjectAction.SKIPPED, why)]
     assert keep == []
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from kubectl_gitops.adapters.kube import ApiError, Kube
 from kubectl_gitops.core.inventory import Inventory
 from kubectl_gitops.core.objects import ObjectRef
-from kubectl_gitops.core.status import RunRecord
+from kubectl_gitops.core.status import Outcome, RunRecord
 from kubectl_gitops.engine.reconcile import Engine
 
 JSON = dict[str, Any]
@@ -54,7 +54,8 @@ def test_a_conflicting_status_write_is_retried_with_the_union_of_inventories() -
     syncs.write_elsewhere(Inventory([cm("a"), cm("c")]))  # meanwhile, a concurrent run recorded c
 
     entry = RunRecord.of("r", "2026-01-01T00:00:00Z", 1.0, "ReconciliationSucceeded")
-    engine._write_status(read, {"observedGeneration": 1}, Inventory([cm("a"), cm("b")]), entry)
+    outcome = Outcome(True, "ReconciliationSucceeded", "", 1, "r", inventory=Inventory([cm("a"), cm("b")]), run=entry)
+    engine._write_status(read, outcome)
 
     assert len(syncs.patches) == 2
     assert syncs.patches[0]["metadata"] == {"resourceVersion": "1"}
@@ -68,5 +69,5 @@ def test_without_a_conflict_the_run_inventory_is_written_as_is() -> None:
     syncs = FakeSyncs(Inventory([cm("a"), cm("gone")]))
     engine = Engine(Kube.__new__(Kube), fetcher=object())  # type: ignore[arg-type]
     engine.kube = syncs  # type: ignore[assignment]
-    engine._write_status(copy.deepcopy(syncs.obj), {}, Inventory([cm("a")]), None)
+    engine._write_status(copy.deepcopy(syncs.obj), None, Inventory([cm("a")]))
     assert [r.name for r in Inventory.from_status(syncs.obj["status"]["inventory"])] == ["a"]
