@@ -300,6 +300,7 @@ class FakeFetcher:
         self.error: BaseException | None = None
         """Raised by the next checkout (a fetch or verification failure)."""
         self.checkouts = 0
+        self.pins: list[str] = []
 
     @property
     def fetcher(self) -> SourceFetcher:
@@ -323,8 +324,9 @@ class FakeFetcher:
         return self.policy
 
     @contextmanager
-    def checkout(self, source: JSON, policy: SourcePolicy | None = None) -> Iterator[Tree]:
+    def checkout(self, source: JSON, policy: SourcePolicy | None = None, pin: str = "") -> Iterator[Tree]:
         self.checkouts += 1
+        self.pins.append(pin)
         if self.error is not None:
             raise self.error
         with tempfile.TemporaryDirectory(prefix="fake-tree-") as tmp:
