@@ -25,12 +25,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kubectl_gitops.constants import SYSTEM_NAMESPACE
 from kubectl_gitops.core.checks import CheckResult, Outcome
 
 JSON = Mapping[str, Any]
 EXPECTED_ROLES = frozenset({"cluster-admin"})
 EXPECTED_GROUPS = frozenset({"system:masters"})
 CONTROL_PLANE_USERS = frozenset({"system:kube-controller-manager", "system:kube-scheduler"})
+# The in-cluster controller is the engine: it applies as each Sync's applier by design, exactly as
+# an operator running `kubectl gitops sync` does (manifests/install/controller-rbac.yaml).
+OWN_CONTROLLER = (SYSTEM_NAMESPACE, "kubectl-gitops-controller")
 
 
 @dataclass(frozen=True, order=True)
@@ -136,7 +140,8 @@ def _control_plane(s: JSON) -> bool:
         return name in EXPECTED_GROUPS
     if kind == "User":
         return name in CONTROL_PLANE_USERS
-    return kind == "ServiceAccount" and s.get("namespace") == "kube-system"
+    return kind == "ServiceAccount" and (s.get("namespace") == "kube-system"
+                                         or (s.get("namespace"), name) == OWN_CONTROLLER)
 
 
 def _rules_of(binding: JSON, cluster_roles: Mapping[str, JSON], roles: Mapping[tuple[str, str], JSON],
@@ -186,7 +191,7 @@ def check_results(analysis: Analysis, appliers: int, max_lines: int = 6) -> list
     """`kubectl gitops check` lines: one per finding (a few at most), else one OK line."""
     name = "applier impersonation"
     tail = (f"; {analysis.expected} expected grant(s) to cluster-admin, system:masters and the control "
-            "plane not listed") if analysis.expected else ""
+            "plane (and the project's own controller) not listed") if analysis.expected else ""
     if not analysis.findings:
         return [CheckResult(name, Outcome.OK, f"no binding lets anyone else act as the {appliers} applier "
                             f"account(s){tail}")]

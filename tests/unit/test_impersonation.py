@@ -154,3 +154,14 @@ def test_an_applier_acting_as_itself_is_no_finding() -> None:
     assert run(rbs=[binding("deployer-admin", "edit", [me], "team-a")]).findings == ()
     (finding,) = run(rbs=[binding("shared", "edit", [me, user("bob")], "team-a")]).findings
     assert finding.subjects == ("User bob",)
+
+
+def test_the_projects_own_controller_may_impersonate_appliers_but_a_look_alike_may_not() -> None:
+    """The in-cluster controller applies as each Sync's applier by design (like an operator's sync);
+    the same ServiceAccount name in another namespace is anyone's and is flagged."""
+    own = {"kind": "ServiceAccount", "namespace": "kubectl-gitops-system", "name": "kubectl-gitops-controller"}
+    fake = {"kind": "ServiceAccount", "namespace": "team-a", "name": "kubectl-gitops-controller"}
+    out = run(crbs=[binding("controller-operator", "impersonate-users", [own])])
+    assert out.findings == () and out.expected == 1
+    flagged = run(crbs=[binding("look-alike", "impersonate-users", [fake])])
+    assert [f.binding for f in flagged.findings] == ["ClusterRoleBinding/look-alike"]
