@@ -120,10 +120,10 @@ def review(req: AdmissionRequest, policies: Sequence[TrustPolicy], *, tenant_of:
            parent_fetcher: ParentFetcher | None, break_glass_group: str,
            now: datetime | None = None) -> AdmissionResponse:
     """The /signatures decision for one request."""
-    if req.operation not in ("CREATE", "UPDATE") or req.sub_resource == "status":
-        return allow(req, "NotJudged")
     if _is_trust_policy(req) and not req.sub_resource:
         return _check_policy(req)
+    if req.operation not in ("CREATE", "UPDATE") or req.sub_resource == "status":
+        return allow(req, "NotJudged")
     when = now or datetime.now(UTC)
     if req.sub_resource == "scale":
         return _check_scale(req, policies, tenant_of, parent_fetcher, break_glass_group, when)
@@ -157,6 +157,16 @@ def _decide(req: AdmissionRequest, scope: Sequence[TrustPolicy], problems: list[
 
 
 def _check_policy(req: AdmissionRequest) -> AdmissionResponse:
+    """A TrustPolicy write: never by the project's own ServiceAccounts (a stolen applier token must
+    not be able to weaken, add a key to, or delete the policy that judges it; the controller writes
+    only the status subresource), and only with keys that parse."""
+    if req.user_info.username.startswith(APPLIER_PREFIX):
+        return AdmissionResponse(uid=req.uid, allowed=False, code=403, reason="TrustPolicyByApplier",
+                                 message=f"TrustPolicy {req.name}: {req.user_info.username} may not "
+                                         f"{req.operation.lower()} TrustPolicies (the project's appliers "
+                                         "are judged by them; an administrator manages them)")
+    if req.operation not in ("CREATE", "UPDATE"):
+        return allow(req, "NotJudged")
     try:
         policy = parse_trust_policy(req.object or {})
         keys.check_policy_keys(policy)
