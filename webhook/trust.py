@@ -11,7 +11,8 @@ change; the tenant of the namespace; the signature check of adapters/keys.py (ca
 It also validates TrustPolicy writes: a key that doesn't parse, an unknown algorithm, a too small
 RSA key or an OpenPGP key gpg can't import is refused naming the key.
 
-Scale writes (`*/scale`) are judged against the parent: replicas in the signed manifest can't be
+Writes of `pods/ephemeralcontainers` and `pods/resize` change the Pod's spec and are judged as writes
+of the Pod. Scale writes (`*/scale`) are judged against the parent: replicas in the signed manifest can't be
 changed that way by anyone; unsigned replicas only by a controller the policy trusts (HPA).
 """
 
@@ -41,6 +42,9 @@ JSON = dict[str, Any]
 TRUST_POLICIES_PATH = object_path(API_VERSION, "trustpolicies", None)
 APPLIER_PREFIX = f"system:serviceaccount:{SYSTEM_NAMESPACE}:"
 """The project's appliers (the default one and the tenants'): whatever they write is judged."""
+SPEC_SUBRESOURCES = frozenset({"ephemeralcontainers", "resize"})
+"""Subresources whose writes change a Pod's spec (a debug container, in-place resized resources):
+judged as writes of the Pod itself, whose whole object the API server sends."""
 
 
 class TrustFacts:
@@ -127,7 +131,7 @@ def review(req: AdmissionRequest, policies: Sequence[TrustPolicy], *, tenant_of:
     when = now or datetime.now(UTC)
     if req.sub_resource == "scale":
         return _check_scale(req, policies, tenant_of, parent_fetcher, break_glass_group, when)
-    if req.sub_resource or req.object is None or not judged(req):
+    if (req.sub_resource and req.sub_resource not in SPEC_SUBRESOURCES) or req.object is None or not judged(req):
         return allow(req, "NotJudged")
     problems = ms.check_signature(req.object, policies, keys.verify_manifest, now=when, old=req.old_object,
                                   requester=req.user_info.username, tenant=_tenant(req, tenant_of))

@@ -182,3 +182,26 @@ def test_unsigned_object_created_before_the_policy_is_refused_on_its_next_write(
     before = live(applied(stamped(DEPLOYMENT)))
     again = edited(before, lambda o: o["metadata"]["labels"].update(app="web"))
     assert check(again, alice[1], old=before, requester=APPLIER)
+
+
+POD: JSON = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "team"},
+             "spec": {"containers": [{"name": "app", "image": "nginx:1", "resources": {"limits": {"cpu": "1"}}}]}}
+
+
+def test_pod_subresources_that_change_the_spec_are_judged(alice: tuple[Path, str]) -> None:
+    """`pods/ephemeralcontainers` (kubectl debug) and `pods/resize` write a signed Pod's spec."""
+    c = client([policy_obj(alice[1])])
+    pod = signed_cm(alice[0], POD)
+    kind = ("", "v1", "Pod")
+    debug = copy.deepcopy(pod)
+    debug["spec"]["ephemeralContainers"] = [{"name": "dbg", "image": "evil/miner:1"}]
+    debug["metadata"]["managedFields"].append({
+        "manager": "kubectl-debug", "operation": "Update", "subresource": "ephemeralcontainers",
+        "fieldsV1": {"f:spec": {"f:ephemeralContainers": {'k:{"name":"dbg"}': {".": {}, "f:image": {}}}}}})
+    resized = copy.deepcopy(pod)
+    resized["spec"]["containers"][0]["resources"]["limits"]["cpu"] = "64"
+    for sub, obj in (("ephemeralcontainers", debug), ("resize", resized)):
+        out = answer(c, review(obj, op="UPDATE", old=pod, kind=kind, resource="pods", sub=sub))
+        assert out["allowed"] is False, (sub, out)
+    same = answer(c, review(pod, op="UPDATE", old=pod, kind=kind, resource="pods", sub="resize"))
+    assert same["allowed"] is True, same
