@@ -205,3 +205,29 @@ def test_pod_subresources_that_change_the_spec_are_judged(alice: tuple[Path, str
         assert out["allowed"] is False, (sub, out)
     same = answer(c, review(pod, op="UPDATE", old=pod, kind=kind, resource="pods", sub="resize"))
     assert same["allowed"] is True, same
+
+
+def test_a_signature_names_exactly_one_group_kind_namespace_and_name(alice: tuple[Path, str]) -> None:
+    cm = signed_cm(alice[0])
+    text = cm["metadata"]["annotations"][ANNOTATION_SIGNATURE]
+    others = [("v1", "ConfigMap", "other-ns", "cfg"), ("v1", "Secret", "team", "cfg"),
+              ("example.com/v1", "ConfigMap", "team", "cfg"), ("v1", "ConfigMap", "", "cfg")]
+    for api_version, kind, namespace, name in others:
+        obj = copy.deepcopy(cm)
+        obj.update(apiVersion=api_version, kind=kind)
+        obj["metadata"].update(name=name, namespace=namespace)
+        obj["metadata"]["annotations"][ANNOTATION_SIGNATURE] = text
+        pol = _policy("wide", alice[1], namespaces=["team", "other-ns"], syncs=["team/s"])
+        problems = ms.check_signature(obj, [pol], keys.verify_manifest, now=NOW)
+        assert problems and "the signature is for ConfigMap/team/cfg" in problems[0], (kind, namespace, problems)
+
+
+def test_content_under_a_signed_empty_map_is_refused(alice: tuple[Path, str]) -> None:
+    dep = copy.deepcopy(DEPLOYMENT)
+    dep["spec"]["template"]["spec"]["containers"][1]["securityContext"] = {}
+    obj = live(signed(dep, alice[0]))
+    assert check(obj, alice[1]) == []
+    changed = edited(obj, lambda o: o["spec"]["template"]["spec"]["containers"][1]["securityContext"].update(
+        privileged=True))
+    problems = check(changed, alice[1], old=obj, requester=APPLIER)
+    assert any("privileged" in p for p in problems), problems
