@@ -312,7 +312,7 @@ def _ownership_moved(obj: Mapping[str, Any], old: Mapping[str, Any] | None) -> l
     if not before or sync_of(obj) == before:
         return []
     return [f"its ownership labels ({LABEL_SYNC}, {LABEL_SYNC_NAMESPACE}) name Sync {before} and can't be "
-            "removed or changed in a signed scope (delete the object or move it in Git)"]
+            "removed or changed in a signed scope (to move it to another Sync, delete it and let that Sync create it)"]
 
 
 def is_controller(username: str, policies: Iterable[TrustPolicy]) -> bool:
