@@ -106,6 +106,11 @@ def test_the_applier_cannot_weaken_or_delete_the_trust_policy(signed: Signed) ->
         assert f"may not {verb} TrustPolicies" in message, message
     live = signed.get("trustpolicy", signed.ns)
     assert live["spec"]["scope"] == {"namespaces": [signed.ns]} and live["spec"].get("mode", "enforce") == "enforce"
+    # a person with `edit` in the namespace has no RBAC on TrustPolicies (cluster-scoped, not aggregated)
+    for args in (("delete", "trustpolicy", signed.ns), ("patch", "trustpolicy", signed.ns, "--type=merge", "-p",
+                                                         '{"spec":{"mode":"warn"}}')):
+        out = signed.as_user("bob", *args)
+        assert out.returncode != 0 and "forbidden" in out.stderr.lower(), out.output
     # an administrator still may
     assert signed.admin("label", "trustpolicy", signed.ns, "reviewed=yes").returncode == 0
 
@@ -207,3 +212,19 @@ def test_a_debug_container_on_a_signed_pod_is_refused(signed: Signed) -> None:
     assert not signed.get("pod", "solo")["spec"].get("ephemeralContainers")
     # pods/resize is judged the same way (tests/unit/test_signature_attacks.py); on the dev control
     # plane the API server itself refuses it first: kwok's nodes don't support in-place resize.
+
+
+def test_managed_fields_sent_with_the_write_do_not_hide_an_added_field(signed: Signed) -> None:
+    """A replace carrying managedFields copied from the live object (an added field owned by nobody,
+    it hopes): the API server still records the change as the writer's, and the status subresource
+    can't carry spec changes at all."""
+    live = json.loads(signed.admin("get", "deployment", "web", "-o", "json", "--show-managed-fields").stdout)
+    live["spec"]["template"]["spec"]["hostNetwork"] = True
+    refused(signed.as_applier("replace", "-f", "-", input=json.dumps(live)), "hostNetwork")
+    for entry in live["metadata"]["managedFields"]:
+        entry["manager"] = "kube-controller-manager"  # and every entry renamed to a controller's
+    refused(signed.as_applier("replace", "-f", "-", input=json.dumps(live)), "hostNetwork")
+    status = signed.as_applier("patch", "deployment", "web", "--subresource=status", "--type=merge",
+                               "-p", json.dumps({"spec": {"template": {"spec": {"hostNetwork": True}}}}))
+    assert status.returncode == 0, status.output  # admitted, but the API server drops spec from a status write
+    assert not signed.get("deployment", "web")["spec"]["template"]["spec"].get("hostNetwork")
