@@ -11,7 +11,8 @@ change; the tenant of the namespace; the signature check of adapters/keys.py (ca
 It also validates TrustPolicy writes: a key that doesn't parse, an unknown algorithm, a too small
 RSA key or an OpenPGP key gpg can't import is refused naming the key.
 
-Scale writes (`*/scale`) are judged against the parent: replicas in the signed manifest can't be
+Writes of `pods/ephemeralcontainers` and `pods/resize` change the Pod's spec and are judged as writes
+of the Pod. Scale writes (`*/scale`) are judged against the parent: replicas in the signed manifest can't be
 changed that way by anyone; unsigned replicas only by a controller the policy trusts (HPA).
 """
 
@@ -41,6 +42,9 @@ JSON = dict[str, Any]
 TRUST_POLICIES_PATH = object_path(API_VERSION, "trustpolicies", None)
 APPLIER_PREFIX = f"system:serviceaccount:{SYSTEM_NAMESPACE}:"
 """The project's appliers (the default one and the tenants'): whatever they write is judged."""
+SPEC_SUBRESOURCES = frozenset({"ephemeralcontainers", "resize"})
+"""Subresources whose writes change a Pod's spec (a debug container, in-place resized resources):
+judged as writes of the Pod itself, whose whole object the API server sends."""
 
 
 class TrustFacts:
@@ -120,14 +124,14 @@ def review(req: AdmissionRequest, policies: Sequence[TrustPolicy], *, tenant_of:
            parent_fetcher: ParentFetcher | None, break_glass_group: str,
            now: datetime | None = None) -> AdmissionResponse:
     """The /signatures decision for one request."""
-    if req.operation not in ("CREATE", "UPDATE") or req.sub_resource == "status":
-        return allow(req, "NotJudged")
     if _is_trust_policy(req) and not req.sub_resource:
         return _check_policy(req)
+    if req.operation not in ("CREATE", "UPDATE") or req.sub_resource == "status":
+        return allow(req, "NotJudged")
     when = now or datetime.now(UTC)
     if req.sub_resource == "scale":
         return _check_scale(req, policies, tenant_of, parent_fetcher, break_glass_group, when)
-    if req.sub_resource or req.object is None or not judged(req):
+    if (req.sub_resource and req.sub_resource not in SPEC_SUBRESOURCES) or req.object is None or not judged(req):
         return allow(req, "NotJudged")
     problems = ms.check_signature(req.object, policies, keys.verify_manifest, now=when, old=req.old_object,
                                   requester=req.user_info.username, tenant=_tenant(req, tenant_of))
@@ -157,6 +161,16 @@ def _decide(req: AdmissionRequest, scope: Sequence[TrustPolicy], problems: list[
 
 
 def _check_policy(req: AdmissionRequest) -> AdmissionResponse:
+    """A TrustPolicy write: never by the project's own ServiceAccounts (a stolen applier token must
+    not be able to weaken, add a key to, or delete the policy that judges it; the controller writes
+    only the status subresource), and only with keys that parse."""
+    if req.user_info.username.startswith(APPLIER_PREFIX):
+        return AdmissionResponse(uid=req.uid, allowed=False, code=403, reason="TrustPolicyByApplier",
+                                 message=f"TrustPolicy {req.name}: {req.user_info.username} may not "
+                                         f"{req.operation.lower()} TrustPolicies (the project's appliers "
+                                         "are judged by them; an administrator manages them)")
+    if req.operation not in ("CREATE", "UPDATE"):
+        return allow(req, "NotJudged")
     try:
         policy = parse_trust_policy(req.object or {})
         keys.check_policy_keys(policy)

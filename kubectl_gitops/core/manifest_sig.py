@@ -298,6 +298,23 @@ def enforced(policies: Sequence[TrustPolicy]) -> bool:
     return any(p.mode == "enforce" for p in policies)
 
 
+def judging(policies: Sequence[TrustPolicy]) -> list[TrustPolicy]:
+    """The covering policies whose keys and controllers count: the enforcing ones when any enforces.
+    A policy in warn mode (a trial) must not add a trusted key or controller to an enforcing one."""
+    strict = [p for p in policies if p.mode == "enforce"]
+    return strict or list(policies)
+
+
+def _ownership_moved(obj: Mapping[str, Any], old: Mapping[str, Any] | None) -> list[str]:
+    """An update that drops or changes a managed object's ownership labels in a signed scope: once
+    unlabelled, its next writes would no longer be judged (nor, with a Sync-scoped policy, covered)."""
+    before = sync_of(old)
+    if not before or sync_of(obj) == before:
+        return []
+    return [f"its ownership labels ({LABEL_SYNC}, {LABEL_SYNC_NAMESPACE}) name Sync {before} and can't be "
+            "removed or changed in a signed scope (to move it to another Sync, delete it and let that Sync create it)"]
+
+
 def is_controller(username: str, policies: Iterable[TrustPolicy]) -> bool:
     return (username in CONTROL_PLANE or username.startswith(CONTROL_PLANE_PREFIX)
             or any(username in p.controllers for p in policies))
@@ -375,13 +392,14 @@ def check_signature(obj: Mapping[str, Any], policies: Sequence[TrustPolicy], ver
     judged. The audit, judging live objects with no request, passes neither, and may name field
     managers whose fields are not judged (`ignore_managers`, e.g. the control plane's).
     """
-    scope = covering(policies, identity(obj)[2], {sync_of(obj), sync_of(old)}, tenant)
+    scope = judging(covering(policies, identity(obj)[2], {sync_of(obj), sync_of(old)}, tenant))
     if not scope:
         return []
+    moved = _ownership_moved(obj, old)
     controller = bool(requester) and is_controller(requester, scope)
     text = annotation_of(obj)
     if controller and old is not None and text == annotation_of(old):
-        return _controller_write(text, obj, scope, verify, now)
+        return moved + _controller_write(text, obj, scope, verify, now)
     try:
         signed = _signed(text, scope, verify, now)
     except VerificationFailed as err:
@@ -390,7 +408,7 @@ def check_signature(obj: Mapping[str, Any], policies: Sequence[TrustPolicy], ver
     if wanted != got:
         return [f"the signature is for {_display(wanted)}, not for {_display(got)} (a signature copied "
                 "from another object)"]
-    problems = _contained(signed, obj)
+    problems = moved + _contained(signed, obj)
     if not controller:
         try:
             problems += _unsigned_fields(signed.manifest, obj, old, ignore_managers)
@@ -565,7 +583,7 @@ def check_scale(parent: Mapping[str, Any], replicas: Any, policies: Sequence[Tru
     """A write of `parent`'s scale subresource setting `replicas`: refused when the signed manifest
     declares spec.replicas and this changes it, or when the replicas are unsigned and the requester
     is not a controller the policy trusts."""
-    scope = covering(policies, identity(parent)[2], {sync_of(parent)}, tenant)
+    scope = judging(covering(policies, identity(parent)[2], {sync_of(parent)}, tenant))
     current = (parent.get("spec") or {}).get("replicas") if isinstance(parent.get("spec"), Mapping) else None
     if not scope or same(current, replicas):
         return []

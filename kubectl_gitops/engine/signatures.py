@@ -104,7 +104,7 @@ def carry_signatures(kube: Kube, spec: SyncSpec, root: Path, desired: list[JSON]
         if why is None:
             text = ms.annotation_of(obj)
             try:
-                ms.verify_signed(*ms.decode_annotation(text), scope, keys.verify_manifest, now)
+                ms.verify_signed(*ms.decode_annotation(text), ms.judging(scope), keys.verify_manifest, now)
             except VerificationFailed as err:
                 why = str(err)
         if why is not None:
