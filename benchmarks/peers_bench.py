@@ -358,9 +358,9 @@ def run_rep(bench: Bench, tools: list[str], rep: int) -> None:
         bench.measure(tool, rep, "no-change re-sync", revision)
     for tool in order:
         ns = f"{bench.prefix(tool, rep)}-{bench.ns_count // 2:02d}"
-        sb.drift(bench.env, ns, "app-00007")
+        sb.drift(bench.env, ns, "app-00000")
         bench.measure(tool, rep, "one drifted object", revision,
-                      check=lambda ns=ns: "" if sb.drift_value(bench.env, ns, "app-00007") == "info"
+                      check=lambda ns=ns: "" if sb.drift_value(bench.env, ns, "app-00000") == "info"
                       else "drift not corrected")
     for tool in order:
         bench.change_ten(tool, rep, rep)
