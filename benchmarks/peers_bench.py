@@ -153,6 +153,7 @@ def start_flux(env: dict[str, str], work: Path) -> dict[str, Proc]:
     fenv = {**env, "RUNTIME_NAMESPACE": FLUX_NS}
     logs = work / "flux-logs"
     logs.mkdir(exist_ok=True)
+    (work / "flux-storage").mkdir(exist_ok=True)  # source-controller refuses a storage path that doesn't exist
     common = ["--enable-leader-election=false", "--log-level=error"]
     procs = {
         "source": [str(flux.source_controller), *common, f"--storage-path={work}/flux-storage",
@@ -171,7 +172,9 @@ def start_flux(env: dict[str, str], work: Path) -> dict[str, Proc]:
     time.sleep(3)
     for proc in out.values():
         if proc.popen.poll() is not None:
-            raise SystemExit(f"Flux {proc.name} exited at start; see {logs}/{proc.name}.log")
+            for other in out.values():
+                other.popen.terminate()
+            raise SystemExit(f"Flux {proc.name} exited at start:\n{(logs / f'{proc.name}.log').read_text()[-2000:]}")
     return out
 
 
