@@ -1,7 +1,9 @@
 """The one module that talks to the Kubernetes API server.
 
-It wraps the official client's ApiClient only for what it does well (kubeconfig loading,
-auth plugins, TLS) and sends raw JSON requests itself: the client's model classes cost more
+Kubeconfigs with static credentials are read by adapters/kubeconfig (no import of the official
+client, which costs more than a no-change sync's requests); for the rest (exec and auth-provider
+plugins, in-cluster tokens) it wraps the official client's ApiClient. Either way it sends raw JSON
+requests itself: the client's model classes cost more
 than the requests at a thousand objects, and GitOps works on plain manifests anyway.
 Requests are built by small functions and sent by one; every failure becomes a GitOpsError
 that names the server, the object and the server's own message.
@@ -42,11 +44,48 @@ class Target:
     context: str | None = None
 
 
-class Kube:
-    """A connection to one API server (one urllib3 pool under the official client)."""
+class _ClientWire:
+    """Requests prepared by the official client (it refreshes exec-plugin and in-cluster tokens)."""
 
-    def __init__(self, api_client: Any, context: str, server: str, default_namespace: str) -> None:
-        self._api = api_client
+    def __init__(self, api_client: Any) -> None:
+        self.api = api_client
+        self.pool = api_client.rest_client.pool_manager
+
+    def prepare(self, method: str, path: str, query: list[tuple[str, str]] | None,
+                headers: dict[str, str]) -> tuple[str, dict[str, str]]:
+        _, url, out, _, _ = self.api.param_serialize(method=method, resource_path=path, query_params=query,
+                                                     header_params=headers, auth_settings=["BearerToken"])
+        return str(url), dict(out)
+
+
+class _DirectWire:
+    """Requests prepared from a kubeconfig read by adapters/kubeconfig (static credentials only)."""
+
+    def __init__(self, host: str, pool: Any, authorization: str | None) -> None:
+        self.host = host
+        self.pool = pool
+        self.authorization = authorization
+
+    def prepare(self, method: str, path: str, query: list[tuple[str, str]] | None,
+                headers: dict[str, str]) -> tuple[str, dict[str, str]]:
+        from urllib.parse import urlencode
+
+        url = self.host + path + ("?" + urlencode(query) if query else "")
+        if self.authorization:
+            headers = {**headers, "Authorization": self.authorization}
+        return url, headers
+
+
+def no_connection() -> _DirectWire:
+    """A wire that reaches no server: for a Kube subclass that answers requests itself (offline builds)."""
+    return _DirectWire("", None, None)
+
+
+class Kube:
+    """A connection to one API server (one urllib3 pool)."""
+
+    def __init__(self, wire: _ClientWire | _DirectWire, context: str, server: str, default_namespace: str) -> None:
+        self._wire = wire
         self.context = context
         self.server = server
         self.default_namespace = default_namespace
@@ -57,6 +96,19 @@ class Kube:
 
     @classmethod
     def connect(cls, target: Target = Target(), *, pool_size: int = 64) -> Kube:
+        # At least the applier's concurrency (`sync --concurrency`, up to 64): a pool smaller than
+        # the number of threads drops connections and pays a TLS handshake per extra request.
+        # Connections open on demand, so a large maximum costs nothing at low concurrency.
+        from kubectl_gitops.adapters import kubeconfig
+
+        direct = kubeconfig.load(target.kubeconfig or _default_kubeconfig(), target.context)
+        if direct is not None:  # the common case, without importing the official client
+            wire = _DirectWire(direct.server, kubeconfig.pool(direct, pool_size), direct.authorization)
+            return cls(wire, direct.context, direct.server, direct.namespace)
+        return cls._connect_with_client(target, pool_size)
+
+    @classmethod
+    def _connect_with_client(cls, target: Target, pool_size: int) -> Kube:
         from kubernetes import client, config
         from kubernetes.config.config_exception import ConfigException
 
@@ -68,20 +120,15 @@ class Kube:
         except (ConfigException, OSError, ValueError) as err:
             where = target.kubeconfig or _default_kubeconfig()
             raise ClusterUnreachable(f"kubeconfig {where}: {err}") from err
-        # At least the applier's concurrency (`sync --concurrency`, up to 64): a pool smaller than
-        # the number of threads drops connections and pays a TLS handshake per extra request.
-        # Connections open on demand, so a large maximum costs nothing at low concurrency.
         cfg.connection_pool_maxsize = pool_size
         cfg.retries = 2  # a dying API server should fail a sync in seconds, not hang it
         context = loader.current_context
         namespace = str(context.get("context", {}).get("namespace") or "default")
-        api = client.ApiClient(cfg)
-        kube = cls(api, str(context.get("name", "")), str(cfg.host), namespace)
-        return kube
+        return cls(_ClientWire(client.ApiClient(cfg)), str(context.get("name", "")), str(cfg.host), namespace)
 
     def impersonating(self, user: str | None) -> Kube:
         """The same connection sending requests as `user` (needs `impersonate` RBAC)."""
-        other = Kube(self._api, self.context, self.server, self.default_namespace)
+        other = Kube(self._wire, self.context, self.server, self.default_namespace)
         other.timeout = self.timeout
         other.headers = dict(self.headers)
         if user:
@@ -100,11 +147,9 @@ class Kube:
         data = body if isinstance(body, str | bytes) or body is None else _encode(body)
         # param_serialize adds auth headers (bearer tokens, exec plugins) and the host; we send the
         # bytes ourselves through the client's urllib3 pool (TLS and client certs configured there).
-        _, url, headers, _, _ = self._api.param_serialize(
-            method=method, resource_path=path, query_params=list(query.items()) if query else None,
-            header_params=headers, auth_settings=["BearerToken"])
+        url, headers = self._wire.prepare(method, path, list(query.items()) if query else None, headers)
         try:
-            resp = self._api.rest_client.pool_manager.request(
+            resp = self._wire.pool.request(
                 method, url, body=data, headers=headers, timeout=urllib3.Timeout(total=timeout or self.timeout),
                 preload_content=True)
         except urllib3.exceptions.HTTPError as err:
@@ -149,11 +194,9 @@ class Kube:
         if label_selector:
             query.append(("labelSelector", label_selector))
         _observe("WATCH", 0)
-        _, url, headers, _, _ = self._api.param_serialize(
-            method="GET", resource_path=path, query_params=query,
-            header_params={"Accept": "application/json", **self.headers}, auth_settings=["BearerToken"])
+        url, headers = self._wire.prepare("GET", path, query, {"Accept": "application/json", **self.headers})
         try:
-            resp = self._api.rest_client.pool_manager.request(
+            resp = self._wire.pool.request(
                 "GET", url, headers=headers, preload_content=False,
                 timeout=urllib3.Timeout(connect=self.timeout, read=timeout_seconds + 30))
         except urllib3.exceptions.HTTPError as err:
@@ -173,11 +216,9 @@ class Kube:
         """GET /readyz: True only on 200 "ok" (the body is text, not JSON)."""
         import urllib3
 
-        _, url, headers, _, _ = self._api.param_serialize(
-            method="GET", resource_path="/readyz", header_params={"Accept": "*/*", **self.headers},
-            auth_settings=["BearerToken"])
+        url, headers = self._wire.prepare("GET", "/readyz", None, {"Accept": "*/*", **self.headers})
         try:
-            resp = self._api.rest_client.pool_manager.request(
+            resp = self._wire.pool.request(
                 "GET", url, headers=headers, timeout=urllib3.Timeout(total=timeout), retries=False)
         except urllib3.exceptions.HTTPError:
             return False
@@ -398,5 +439,5 @@ def connect_auto(kubeconfig: str | None = None, *, pool_size: int = 16) -> Kube:
 
         ns_path = Path(namespace_file)
         namespace = ns_path.read_text().strip() if ns_path.exists() else "default"
-        return Kube(client.ApiClient(cfg), "in-cluster", str(cfg.host), namespace)
+        return Kube(_ClientWire(client.ApiClient(cfg)), "in-cluster", str(cfg.host), namespace)
     return Kube.connect(Target(kubeconfig), pool_size=pool_size)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubectl_gitops.adapters.git import Revision
-from kubectl_gitops.adapters.kube import ApiError, Kube
+from kubectl_gitops.adapters.kube import ApiError, Kube, no_connection
 from kubectl_gitops.adapters.localtree import LocalTree, open_tree
 from kubectl_gitops.constants import FIELD_MANAGER
 from kubectl_gitops.core import textdiff
@@ -53,7 +53,7 @@ class OfflineKube(Kube):
     anything else (a ConfigMap to substitute from) fails, naming what an offline build can't read."""
 
     def __init__(self, namespace: str = "default") -> None:
-        super().__init__(None, "offline", "(offline)", namespace)
+        super().__init__(no_connection(), "offline", "(offline)", namespace)
 
     def request(self, method: str, path: str, *, body: Any = None, query: dict[str, str] | None = None,
                 content_type: str = "application/json", timeout: float | None = None,

@@ -24,6 +24,19 @@ from tests.helpers import gitops, kubectl
 CLUSTER_NAME = "e2e" + (f"-{os.environ['PYTEST_XDIST_WORKER']}" if os.environ.get("PYTEST_XDIST_WORKER") else "")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Put kubectl at the API server's version first on PATH (built once from the pinned modules,
+    like the control plane): the machine's kubectl may be outside the version-skew policy, and the
+    tests should see what a user with a supported kubectl sees."""
+    from kubectl_gitops.devcluster.build import ensure_kubectl
+
+    try:
+        path = ensure_kubectl(lambda m: print(m, flush=True))
+    except Exception as err:
+        raise pytest.UsageError(f"cannot build kubectl for the e2e tests: {err}") from err
+    os.environ["PATH"] = f"{path.parent}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
 @dataclass(frozen=True)
 class DevCluster:
     name: str
