@@ -15,6 +15,11 @@ Two hardening options are shaped here too:
   The tenancy entries (`TENANCY_ENTRIES`) get Fail too: their matchConditions and namespaceSelector
   send only tenants' requests (and Tenant objects), so a tenant is stopped while the webhook is down
   and nobody else is (docs/tenancy.md, "At admission").
+  The signature entries (`SIGNATURE_ENTRIES`, configuration kubectl-gitops-signatures) get Fail
+  too: a stolen applier token plus a webhook outage must not be enough to run unsigned content.
+  Their matchConditions send only managed objects, the appliers' writes, TrustPolicies and scale
+  writes; the cost is that while the webhook is down, scale writes (an HPA's included) outside
+  kube-system and kubectl-gitops-system are refused as well (docs/webhook.md, "Fail closed").
 * `with_client_ca`: the webhook Deployment answers reviews only for callers with a client
   certificate from the CA in a ConfigMap (the API server's, configured by the cluster admin).
 """
@@ -36,7 +41,8 @@ TLS_SECRET = "kubectl-gitops-webhook-tls"
 _IN_CLUSTER_KINDS = ("Deployment", "Service", "PodDisruptionBudget")
 GUARD_ENTRY = "drift-guard.kubectl-gitops.dev"
 TENANCY_ENTRIES = ("tenancy.kubectl-gitops.dev", "tenancy-cluster.kubectl-gitops.dev", "tenants.kubectl-gitops.dev")
-FAIL_CLOSED_ENTRIES = (GUARD_ENTRY, *TENANCY_ENTRIES)
+SIGNATURE_ENTRIES = ("signatures.kubectl-gitops.dev", "trustpolicies.kubectl-gitops.dev")
+FAIL_CLOSED_ENTRIES = (GUARD_ENTRY, *TENANCY_ENTRIES, *SIGNATURE_ENTRIES)
 CLIENT_CA_KEY = "ca.crt"
 CLIENT_CA_MOUNT = "/client-ca"
 CLIENT_CA_CONFIGMAP = "kubectl-gitops-webhook-client-ca"

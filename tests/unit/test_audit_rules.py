@@ -386,6 +386,26 @@ def test_fail_closed_is_fine_where_install_sets_it_and_a_lockout_elsewhere() -> 
     assert [(r, s) for r, s, _ in webhook_findings([GUARD, stuck])] == [("webhook/failure-policy", "error")]
 
 
+def test_the_signatures_configuration_is_judged_like_the_others() -> None:
+    signatures = config("ValidatingWebhookConfiguration", "kubectl-gitops-signatures",
+                        hook("signatures.kubectl-gitops.dev"), hook("trustpolicies.kubectl-gitops.dev"))
+    shipped = [GUARD, STAMPS, signatures]
+
+    def found(live: list[dict]) -> list[tuple[str, str]]:
+        ctx = context(webhook_configurations=live, shipped_webhooks=shipped)
+        return [(f.rule, f.severity.value) for f in run_cluster(ctx)]
+
+    assert found(shipped) == []
+    assert found([GUARD, STAMPS]) == [("webhook/configuration", "error")]
+    closed = config("ValidatingWebhookConfiguration", "kubectl-gitops-signatures",
+                    hook("signatures.kubectl-gitops.dev", "Fail"), hook("trustpolicies.kubectl-gitops.dev", "Fail"))
+    assert found([GUARD, STAMPS, closed]) == []  # what install --fail-closed sets
+    wider = config("ValidatingWebhookConfiguration", "kubectl-gitops-signatures",
+                   hook("signatures.kubectl-gitops.dev", excluded=(*SKIPPED, "prod")),
+                   hook("trustpolicies.kubectl-gitops.dev"))
+    assert found([GUARD, STAMPS, wider]) == [("webhook/exclusions", "error")]
+
+
 @pytest.mark.parametrize(("name", "outcome", "rule", "severity"), [
     ("webhook caBundle", Outcome.FAILED, "webhook/ca-bundle", "error"),
     ("webhook certificate", Outcome.WARN, "webhook/certificate", "warning"),

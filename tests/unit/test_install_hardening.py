@@ -16,6 +16,7 @@ from kubectl_gitops.core.drift import SYSTEM_DELETERS
 from kubectl_gitops.core.install import (
     CLIENT_CA_CONFIGMAP,
     GUARD_ENTRY,
+    SIGNATURE_ENTRIES,
     TENANCY_ENTRIES,
     WEBHOOK_NAME,
     client_ca_configmap,
@@ -37,16 +38,17 @@ def test_default_install_fails_open_everywhere(rendered: list[JSON]) -> None:  #
 
 
 @pytest.mark.parametrize("url", [None, "https://127.0.0.1:9443"])
-def test_fail_closed_changes_the_main_guard_and_tenancy_entries_only(rendered: list[JSON],  # noqa: F811
-                                                                    url: str | None) -> None:
+def test_fail_closed_changes_the_main_guard_tenancy_and_signature_entries_only(
+        rendered: list[JSON], url: str | None) -> None:  # noqa: F811
     before = by_name(select(rendered, webhook=True, webhook_url=url))
     after = by_name(select(rendered, webhook=True, webhook_url=url, fail_closed=True))
-    for name in (GUARD_ENTRY, *TENANCY_ENTRIES):
+    assert set(SIGNATURE_ENTRIES) <= set(after), "the signatures configuration's entries are shipped"
+    for name in (GUARD_ENTRY, *TENANCY_ENTRIES, *SIGNATURE_ENTRIES):
         assert after[name]["failurePolicy"] == "Fail", name
         assert {k: v for k, v in after[name].items() if k != "failurePolicy"} == \
             {k: v for k, v in before[name].items() if k != "failurePolicy"}
     for name, hook in after.items():
-        if name not in (GUARD_ENTRY, *TENANCY_ENTRIES):
+        if name not in (GUARD_ENTRY, *TENANCY_ENTRIES, *SIGNATURE_ENTRIES):
             assert hook == before[name], f"{name} must stay as it is"
 
 
