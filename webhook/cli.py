@@ -13,6 +13,10 @@ import click
 
 from kubectl_gitops.constants import BREAK_GLASS_GROUP
 
+CACHE_TTL_DEPRECATED = ("warning: --cache-ttl is deprecated and has no effect: the webhook serves Syncs, "
+                        "GitSources, Tenants and TrustPolicies from watches (a change is seen as soon as its "
+                        "watch event arrives), nothing is cached by time. Drop the flag; it will be removed.")
+
 
 @click.group()
 def webhook() -> None:
@@ -28,7 +32,8 @@ def webhook() -> None:
 @click.option("--bind-address", default="0.0.0.0", show_default=True)
 @click.option("--workers", type=int, default=2, show_default=True, help="gunicorn worker processes.")
 @click.option("--threads", type=int, default=4, show_default=True, help="Threads per worker.")
-@click.option("--cache-ttl", type=float, default=5.0, show_default=True, help="Seconds a Sync lookup is cached.")
+@click.option("--cache-ttl", type=float, default=None, hidden=True,
+              help="Deprecated, no effect: Syncs are served from watches, nothing is cached by time.")
 @click.option("--break-glass-group", default=BREAK_GLASS_GROUP, show_default=True)
 @click.option("--kubeconfig", default=None, help="Outside a pod: the kubeconfig to read Syncs with.")
 @click.option("--log-level", default="info", show_default=True)
@@ -41,11 +46,14 @@ def webhook() -> None:
               help="A username (e.g. an operator's ServiceAccount) that may change ownerReferences and "
                    "finalizers of managed objects, and nothing else Git owns. Repeatable.")
 def serve(cert_dir: Path | None, cert_file: Path | None, key_file: Path | None, port: int, bind_address: str,
-          workers: int, threads: int, cache_ttl: float, break_glass_group: str, kubeconfig: str | None,
+          workers: int, threads: int, cache_ttl: float | None, break_glass_group: str, kubeconfig: str | None,
           log_level: str, client_ca_file: Path | None, client_names: tuple[str, ...],
           trusted_controllers: tuple[str, ...]) -> None:
-    """Serve /validate, /mutate, /healthz, /readyz and /metrics over TLS until SIGTERM."""
+    """Serve /validate, /tenancy, /signatures, /mutate, /healthz, /readyz and /metrics over TLS until SIGTERM."""
     from kubectl_gitops.core.errors import UsageError
+
+    if cache_ttl is not None:
+        click.echo(CACHE_TTL_DEPRECATED, err=True)
 
     if workers > 1:
         _multiprocess_metrics()  # before prometheus_client is first imported (by .app)
@@ -68,7 +76,7 @@ def serve(cert_dir: Path | None, cert_file: Path | None, key_file: Path | None, 
         raise UsageError(f"{client_ca_file} does not exist (--client-ca-file: the CA of the API server's "
                          "client certificate)")
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    lookup_factory, fetch = _cluster_callables(cache_ttl, kubeconfig)
+    lookup_factory, fetch = _cluster_callables(0.0, kubeconfig)
     app = create_app(lookup_factory, fetch, break_glass_group=break_glass_group,
                      trusted_controllers=trusted_controllers, tenancy_factory=lambda: shared(kubeconfig),
                      trust_factory=lambda: shared_trust(kubeconfig))

@@ -204,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=ServeOptions.workers)
     parser.add_argument("--threads", type=int, default=ServeOptions.threads)
     parser.add_argument("--keepalive", type=int, default=ServeOptions.keepalive)
-    parser.add_argument("--cache-ttl", type=float, default=5.0, help="seconds a Sync lookup is cached")
+    parser.add_argument("--cache-ttl", type=float, default=None, help=argparse.SUPPRESS)  # deprecated, no effect
     parser.add_argument("--break-glass-group", default=BREAK_GLASS_GROUP)
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--client-ca-file", default=None)
@@ -212,7 +212,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--trusted-controller", action="append", default=[])
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    lookup_factory, fetch = _cluster_callables(args.cache_ttl)
+    if args.cache_ttl is not None:
+        from .cli import CACHE_TTL_DEPRECATED
+
+        log.warning("%s", CACHE_TTL_DEPRECATED.removeprefix("warning: "))
+    lookup_factory, fetch = _cluster_callables(0.0)
     app = create_app(lookup_factory, fetch, break_glass_group=args.break_glass_group,
                      trusted_controllers=args.trusted_controller, tenancy_factory=shared, trust_factory=shared_trust)
     serve(app, ServeOptions(certfile=args.cert_file, keyfile=args.key_file, bind=args.bind,

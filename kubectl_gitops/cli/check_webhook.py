@@ -31,6 +31,7 @@ from kubectl_gitops.core.errors import GitOpsError
 CONFIGS = {
     "kubectl-gitops-drift-guard": "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/",
     "kubectl-gitops-stamps": "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/",
+    "kubectl-gitops-signatures": "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/",
 }
 
 

@@ -44,12 +44,16 @@ def parse_addr(text: str, flag: str) -> tuple[str, int] | None:
               help="Seconds in-flight runs get to finish after SIGTERM.")
 @click.option("--allow-file-urls", is_flag=True,
               help="Let GitSources use file:// URLs (local development only: they read this machine's disk).")
+@click.option("--audit-interval", default="0", show_default=True, metavar="DURATION",
+              help="Run `kubectl gitops audit -A` every DURATION on the leader and expose gitops_audit_* metrics "
+                   "(e.g. 10m; 0: off).")
+@click.option("--audit-report", is_flag=True, help="With --audit-interval: also write the AuditReports each run.")
 @click.option("--kubeconfig", "kubeconfig_", help="Path to the kubeconfig file (default: in-cluster account).")
 @click.pass_context
 def controller(ctx: click.Context, concurrency: int, leader_elect: bool, leader_election_namespace: str,
                lease_duration: float, renew_deadline: float, retry_period: float, shard: str, metrics_addr: str,
                health_addr: str, log_format: str, grace_period: float, allow_file_urls: bool,
-               kubeconfig_: str | None) -> None:
+               audit_interval: str, audit_report: bool, kubeconfig_: str | None) -> None:
     """Reconcile Syncs continuously: on change, on interval, on request (`sync --remote`)."""
     import os
     from dataclasses import replace
@@ -60,11 +64,18 @@ def controller(ctx: click.Context, concurrency: int, leader_elect: bool, leader_
     from kubectl_gitops.adapters.kube import connect_auto, observe_requests
     from kubectl_gitops.adapters.paths import cache_root
     from kubectl_gitops.controller import logs
+    from kubectl_gitops.controller.audit_loop import parse_interval
     from kubectl_gitops.controller.fetchcache import FetchCache
     from kubectl_gitops.controller.manager import Controller, Options, serve_health
     from kubectl_gitops.controller.metrics import Metrics
     from kubectl_gitops.controller.runner import EngineRunner
 
+    try:
+        audit_every = parse_interval(audit_interval)
+    except ValueError as err:
+        raise UsageError(f"--audit-interval: {err}") from None
+    if audit_report and not audit_every:
+        raise UsageError("--audit-report needs --audit-interval (a duration, e.g. 10m)")
     metrics_at = parse_addr(metrics_addr, "--metrics-addr")
     health_at = parse_addr(health_addr, "--health-addr")
     logs.setup(log_format)
@@ -87,11 +98,28 @@ def controller(ctx: click.Context, concurrency: int, leader_elect: bool, leader_
         raise UsageError(f"cannot serve metrics on {metrics_addr} / probes on {health_addr}: "
                          f"{err.strerror or err}") from None
 
+    auditing = _audit_loop(kube, ctl, metrics.registry, audit_every, audit_report) if audit_every else None
+
     def on_signal(_signum: int, _frame: Any) -> None:
         ctl.stop()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     ctl.start()
+    if auditing is not None:
+        auditing.start()
     code = ctl.wait()
+    if auditing is not None:
+        auditing.stop()
     ctx.exit(code)
+
+
+def _audit_loop(kube: Any, ctl: Any, registry: Any, every: float, report: bool) -> Any:
+    """The periodic audit (controller/audit_loop.py): `run_audit` over everything, on the leader only."""
+    from kubectl_gitops.controller.audit_loop import AuditLoop, AuditMetrics
+    from kubectl_gitops.core.audit.context import Scope
+    from kubectl_gitops.engine.audit import run_audit, write_reports
+
+    scope = Scope()
+    return AuditLoop(lambda: run_audit(kube, scope), every, lambda: bool(ctl.leading), AuditMetrics(registry),
+                     report=(lambda result: write_reports(kube, result, scope)) if report else None)

@@ -23,9 +23,10 @@ if TYPE_CHECKING:
 @click.option("--cert-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also write the webhook's serving certificate here (for --webhook-url).")
 @click.option("--fail-closed", is_flag=True,
-              help="failurePolicy Fail on the main drift-guard entry and the three tenancy entries: no "
-                   "out-of-band edits even while the webhook is down (the default applier, garbage collector, "
-                   "namespace deletion and platform admins still pass). See docs/webhook.md before using it.")
+              help="failurePolicy Fail on the main drift-guard entry, the three tenancy entries and the "
+                   "signatures entries (their scale writes split off, Ignore): no out-of-band edits or unsigned "
+                   "managed objects even while the webhook is down (the default applier, garbage collector, "
+                   "namespace deletion and scaling still pass). See docs/webhook.md before using it.")
 @click.option("--client-ca-configmap", default=None, metavar="NAME",
               help="ConfigMap in kubectl-gitops-system whose ca.crt signs the API server's client certificate "
                    "for webhooks: the webhook then answers reviews from the API server only. The API server "
@@ -91,7 +92,8 @@ def install(ctx: click.Context, webhook: bool, webhook_url: str | None, cert_dir
     echo_results(results, unchanged_listed=None)
     click.echo(f"✔ kubectl-gitops installed ({len(results)} objects)"
                + ("" if webhook else "; admission webhook not installed")
-               + ("; drift guard fails closed (failurePolicy Fail)" if fail_closed else ""))
+               + ("; drift guard, tenancy and signatures: admission fails closed (failurePolicy Fail)"
+                  if fail_closed else ""))
     if webhook and not webhook_url and not hardening.client_ca_configmap:
         click.echo("  note: the webhook answers reviews from any caller that reaches it; to accept the API "
                    "server only, see --client-ca-configmap and docs/webhook.md", err=True)

@@ -15,6 +15,13 @@ Two hardening options are shaped here too:
   The tenancy entries (`TENANCY_ENTRIES`) get Fail too: their matchConditions and namespaceSelector
   send only tenants' requests (and Tenant objects), so a tenant is stopped while the webhook is down
   and nobody else is (docs/tenancy.md, "At admission").
+  The signature entries (`SIGNATURE_ENTRIES`, configuration kubectl-gitops-signatures) get Fail
+  too, shaped so an outage stops what the guard's Fail stops and no more: the scale writes are split
+  off into an entry of their own that stays Ignore (`SIGNATURES_SCALE_ENTRY`: a Scale has no labels,
+  so the entry sees every scale write and would freeze every autoscaler), and the default applier
+  and the control plane's finalizer removals are kept off the entry by matchConditions
+  (`KEPT_OPEN`), as on the guard's. A Sync with its own applier, and anyone else writing managed
+  objects, waits for the webhook (docs/webhook.md, "install --fail-closed").
 * `with_client_ca`: the webhook Deployment answers reviews only for callers with a client
   certificate from the CA in a ConfigMap (the API server's, configured by the cluster admin).
 """
@@ -37,7 +44,33 @@ TLS_SECRET = "kubectl-gitops-webhook-tls"
 _IN_CLUSTER_KINDS = ("Deployment", "Service", "PodDisruptionBudget")
 GUARD_ENTRY = "drift-guard.kubectl-gitops.dev"
 TENANCY_ENTRIES = ("tenancy.kubectl-gitops.dev", "tenancy-cluster.kubectl-gitops.dev", "tenants.kubectl-gitops.dev")
-FAIL_CLOSED_ENTRIES = (GUARD_ENTRY, *TENANCY_ENTRIES)
+SIGNATURES_CONFIG = "kubectl-gitops-signatures"
+SIGNATURES_ENTRY = "signatures.kubectl-gitops.dev"
+SIGNATURES_SCALE_ENTRY = "signatures-scale.kubectl-gitops.dev"
+"""Made by `--fail-closed` only: the signatures entry's scale writes, split off to stay Ignore."""
+SIGNATURE_ENTRIES = (SIGNATURES_ENTRY, "trustpolicies.kubectl-gitops.dev")
+FAIL_CLOSED_ENTRIES = (GUARD_ENTRY, *TENANCY_ENTRIES, *SIGNATURE_ENTRIES)
+APPLIER_USERNAME = f"system:serviceaccount:{SYSTEM_NAMESPACE}:kubectl-gitops-applier"
+_SYSTEM_USERS = ("['system:serviceaccount:kube-system:generic-garbage-collector', "
+                 "'system:serviceaccount:kube-system:namespace-controller', 'system:kube-controller-manager']")
+MANAGED_OR_AN_APPLIER: JSON = {
+    "name": "managed-or-an-applier",
+    "expression": f"request.userInfo.username.startsWith('system:serviceaccount:{SYSTEM_NAMESPACE}:') || "
+                  "(has(object.metadata.labels) && 'kubectl-gitops.dev/sync' in object.metadata.labels) || "
+                  "(oldObject != null && has(oldObject.metadata.labels) && "
+                  "'kubectl-gitops.dev/sync' in oldObject.metadata.labels)"}
+"""The shipped entry's condition without its scale clause: `request.subResource` is absent (not empty)
+on a main-resource request, so `request.subResource == 'scale'` is an evaluation error there, which
+failurePolicy Fail turns into a refusal of every request the other clauses don't match."""
+KEPT_OPEN: tuple[JSON, ...] = (
+    {"name": "not-the-default-applier", "expression": f"request.userInfo.username != '{APPLIER_USERNAME}'"},
+    {"name": "not-a-system-finalizer-update",
+     "expression": f"!(request.operation == 'UPDATE' && has(oldObject.metadata.deletionTimestamp) && "
+                   f"request.userInfo.username in {_SYSTEM_USERS})"},
+)
+"""What `--fail-closed` keeps off the signatures entry, as the drift guard's entry does: the default
+applier (so `kubectl gitops sync` works during an outage) and the control plane removing
+finalizers from objects being deleted."""
 CLIENT_CA_KEY = "ca.crt"
 CLIENT_CA_MOUNT = "/client-ca"
 CLIENT_CA_CONFIGMAP = "kubectl-gitops-webhook-client-ca"
@@ -78,10 +111,31 @@ def select(objs: Iterable[JSON], *, webhook: bool, webhook_url: str | None = Non
         if webhook_url and kind in WEBHOOK_CONFIG_KINDS:
             _point_at_url(obj, webhook_url.rstrip("/"))
         if fail_closed and kind == "ValidatingWebhookConfiguration":
+            if (obj.get("metadata") or {}).get("name") == SIGNATURES_CONFIG:
+                obj["webhooks"] = _split_signatures(obj.get("webhooks") or [])
             for hook in obj.get("webhooks") or []:
                 if hook.get("name") in FAIL_CLOSED_ENTRIES:
                     hook["failurePolicy"] = "Fail"
         out.append(obj)
+    return out
+
+
+def _split_signatures(hooks: list[JSON]) -> list[JSON]:
+    """The signatures entry as two: everything but scale (Fail: `MANAGED_OR_AN_APPLIER` and `KEPT_OPEN`),
+    and scale (stays Ignore)."""
+    out: list[JSON] = []
+    for hook in hooks:
+        if hook.get("name") != SIGNATURES_ENTRY:
+            out.append(hook)
+            continue
+        main, scale = copy.deepcopy(hook), copy.deepcopy(hook)
+        main["rules"] = [{**r, "resources": [x for x in r.get("resources") or [] if not x.endswith("/scale")]}
+                         for r in hook.get("rules") or []]
+        main["matchConditions"] = [copy.deepcopy(MANAGED_OR_AN_APPLIER), *copy.deepcopy(KEPT_OPEN)]
+        scale["name"] = SIGNATURES_SCALE_ENTRY
+        scale["rules"] = [{**r, "resources": ["*/scale"]} for r in hook.get("rules") or []]
+        scale.pop("matchConditions", None)  # its rules match scale writes only
+        out += [main, scale]
     return out
 
 

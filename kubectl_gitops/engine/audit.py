@@ -29,8 +29,17 @@ from typing import Any, Final, cast
 
 import yaml
 
+from kubectl_gitops.adapters.keys import verify_manifest
 from kubectl_gitops.adapters.kube import ApiError, Kube, object_path
-from kubectl_gitops.constants import GROUP, KIND_SOURCE, KIND_SYNC, KIND_TENANT, LABEL_SYNC, VERSION
+from kubectl_gitops.constants import (
+    GROUP,
+    KIND_SOURCE,
+    KIND_SYNC,
+    KIND_TENANT,
+    KIND_TRUST_POLICY,
+    LABEL_SYNC,
+    VERSION,
+)
 from kubectl_gitops.core.audit import registry
 from kubectl_gitops.core.audit.context import DEFAULT_MAX_SUSPENDED, AuditContext, Facts, Scope
 from kubectl_gitops.core.audit.model import AuditResult, Finding, Rule
@@ -70,6 +79,7 @@ CONTEXT_KINDS: Final = {
     "validating": ResourceInfo(ADMISSION, "v1", "ValidatingWebhookConfiguration",
                                "validatingwebhookconfigurations", False),
     "mutating": ResourceInfo(ADMISSION, "v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations", False),
+    "trust_policies": ResourceInfo(GROUP, VERSION, KIND_TRUST_POLICY, "trustpolicies", False),
 }
 REPORT: Final = ResourceInfo(GROUP, VERSION, KIND_REPORT, PLURAL_REPORT, True)
 CLUSTER_REPORT: Final = ResourceInfo(GROUP, VERSION, KIND_CLUSTER_REPORT, PLURAL_CLUSTER_REPORT, False)
@@ -122,7 +132,8 @@ def run_audit(kube: Kube, scope: Scope = EVERYTHING, *, rules: Sequence[Rule] = 
         probing = pool.submit(webhook_probe, kube) if webhook_probe is not None and scope.cluster_wide else None
         lists = dict(zip(CONTEXT_KINDS, pool.map(lambda i: _list_all(kube, i, tally), CONTEXT_KINDS.values()),
                          strict=True))
-        ctx = AuditContext.build(_facts(lists, None, served), scope, now=now, max_suspended=max_suspended)
+        ctx = AuditContext.build(_facts(lists, None, served), scope, now=now, max_suspended=max_suspended,
+                                 verify=verify_manifest)
         held = {(i.group, i.kind) for i in CONTEXT_KINDS.values()}
         for name, items in lists.items():
             if name not in ("validating", "mutating"):
@@ -174,7 +185,7 @@ def _facts(lists: dict[str, list[JSON]], probe: Sequence[CheckResult] | None,
                  namespaces=lists["namespaces"], cluster_roles=lists["cluster_roles"], roles=lists["roles"],
                  cluster_role_bindings=lists["cluster_role_bindings"], role_bindings=lists["role_bindings"],
                  webhook_configurations=ours, shipped_webhooks=shipped,
-                 webhook_probe=tuple(probe) if probe is not None else None,
+                 webhook_probe=tuple(probe) if probe is not None else None, trust_policies=lists["trust_policies"],
                  plurals={(i.group, i.kind): i.plural for i in [*served, *CONTEXT_KINDS.values()]})
 
 

@@ -13,6 +13,7 @@ be reported exactly once with its rule id, on the right object. The webhook's pr
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from tests.helpers import Run, gitops, kubectl
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 CLUSTER = "audit-e2e"
 PEOPLE = (("bob", "devs"), ("tina", "team-a"))
+SETTINGS = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  level: info\n"
 """No break-glass member: webhookworld would give that group `edit` cluster-wide, which (rightly)
 lets it impersonate every applier, and the clean cluster must be clean."""
 
@@ -146,6 +148,23 @@ def seeded(wh: Cluster, clean: str, tmp_path_factory: pytest.TempPathFactory) ->
     gitops("-n", suspended, "suspend", "sync", "s", kubeconfig=wh.kubeconfig)
     want["sync/suspended"] = ("Sync", f"{suspended}/s")
 
+    # Signatures: a namespace synced unsigned, then put in an enforcing TrustPolicy's scope: what was
+    # applied before the policy existed has no signature.
+    sig = short("sig")
+    admin(wh, "create", "namespace", sig)
+    repo = GitRepo(tmp / sig)
+    repo.write("apps/cm.yaml", SETTINGS).commit("settings")
+    gitops("-n", sig, "create", "source", "s", "--url", repo.url, "--branch", "main", kubeconfig=wh.kubeconfig)
+    gitops("-n", sig, "create", "sync", "s", "--source", "s", "--path", "apps", kubeconfig=wh.kubeconfig)
+    assert "ReconciliationSucceeded" in gitops("-n", sig, "sync", "s", kubeconfig=wh.kubeconfig).output
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "alice", "-f", str(tmp / "alice")],
+                   check=True)
+    admin(wh, "apply", "-f", "-", input=json.dumps({
+        "apiVersion": "kubectl-gitops.dev/v1alpha1", "kind": "TrustPolicy", "metadata": {"name": sig},
+        "spec": {"keys": [{"name": "alice", "type": "ssh", "publicKey": (tmp / "alice.pub").read_text().strip()}],
+                 "scope": {"namespaces": [sig]}}}))
+    want["signature/missing"] = ("ConfigMap", f"{sig}/settings")
+
     # The webhook's configurations, edited by hand.
     admin(wh, "patch", "validatingwebhookconfiguration", "kubectl-gitops-drift-guard", "--type=json", "-p",
           '[{"op":"add","path":"/webhooks/0/namespaceSelector/matchExpressions/0/values/-","value":"team-x"}]')
@@ -207,7 +226,7 @@ def test_reports_are_objects_kubectl_gets_and_are_replaced(wh: Cluster, seeded: 
     run = audit(wh, "-A", "--report", "--max-suspended", "1s")
     assert run.returncode == 1, run.output
     cluster = json.loads(admin(wh, "get", "clusterauditreports", "kubectl-gitops-audit", "-o", "json").stdout)
-    assert cluster["total"] == {"error": 8, "warning": 4}, cluster["total"]
+    assert cluster["total"] == {"error": 9, "warning": 4}, cluster["total"]  # signature/missing included
     assert {r["rule"] for r in cluster["results"]} == {"rbac/tenant-escalation", "webhook/exclusions",
                                                        "webhook/failure-policy", "webhook/configuration"}
     listed = json.loads(admin(wh, "get", "auditreports", "-A", "-o", "json").stdout)["items"]

@@ -439,6 +439,25 @@ def test_fail_closed_refuses_edits_while_the_webhook_is_down(make_app: Callable[
     assert scaled.returncode == 0, scaled.output
 
 
+def test_fail_closed_refuses_unsigned_managed_creates_but_not_scale_or_unmanaged(
+        make_app: Callable[..., App], closed: Cluster) -> None:
+    """The signatures entry is Fail too (its scale writes split off, Ignore): with the webhook down a
+    managed object can't be created by anyone but the default applier; other objects can."""
+    config = json.loads(kubectl("get", "validatingwebhookconfiguration", "kubectl-gitops-signatures", "-o", "json",
+                                kubeconfig=closed.kubeconfig).stdout)
+    assert {h["name"]: h["failurePolicy"] for h in config["webhooks"]} == {
+        "signatures.kubectl-gitops.dev": "Fail", "trustpolicies.kubectl-gitops.dev": "Fail",
+        "signatures-scale.kubectl-gitops.dev": "Ignore"}
+    app = make_app()
+    labelled = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+        "name": "sneaky", "labels": {LABEL_SYNC: app.sync, "kubectl-gitops.dev/sync-namespace": app.ns}}})
+    made = run(["kubectl", "-n", app.ns, "create", "-f", "-"], kubeconfig=app.cluster.users["bob"], input=labelled,
+               check=False)
+    assert made.returncode != 0 and "failed calling webhook" in made.stderr, made.output
+    assert app.kubectl("bob", "create", "configmap", "plain", "--from-literal=a=b").returncode == 0
+    assert app.kubectl("bob", "scale", "deployment", "web", "--replicas=2").returncode == 0
+
+
 def test_system_namespaces_stay_writable(closed: Cluster) -> None:
     name = f"e2e-lockout-{uuid.uuid4().hex[:5]}"
     for ns in ("kube-system", SYSTEM_NAMESPACE):
@@ -499,12 +518,17 @@ def test_a_sync_with_its_own_applier_is_stuck_until_the_way_out(make_app: Callab
                                                                  closed: Cluster) -> None:
     """Documented in docs/webhook.md: own appliers are judged by the webhook, so they wait for it;
     `install` without --fail-closed (or deleting the configuration) is the way out, always."""
-    app = make_app("--service-account", "deployer", before_sync=own_applier)  # creates pass (UPDATE/DELETE only)
+    url = closed.webhook_url
+    # Its creates are judged too (the signatures entry, Fail with --fail-closed): make it failing open.
+    gitops("install", "--webhook-url", url, kubeconfig=closed.kubeconfig)
+    try:
+        app = make_app("--service-account", "deployer", before_sync=own_applier)
+    finally:
+        gitops("install", "--webhook-url", url, "--fail-closed", kubeconfig=closed.kubeconfig)
     app.commit_image("nginx:2")
     stuck = app.gitops("sync", app.sync, check=False)
     assert stuck.returncode != 0 and "failed calling webhook" in stuck.output, stuck.output
     assert app.image() == "nginx:1"
-    url = closed.webhook_url
     try:
         out = gitops("install", "--webhook-url", url, kubeconfig=closed.kubeconfig)
         assert "fails closed" not in out.output

@@ -6,9 +6,9 @@ control plane (`dev up --webhook`, named by the module) through `webhook_cluster
 tests stop the webhook process; users: bob (`edit` role in each test namespace), admin
 (system:masters, *not* the applier) and alice (the break-glass group, `edit` rights).
 
-The webhook caches Sync lookups for 5 s (docs/webhook.md): the first lookup happens while the
-Sync applies (before its status records the revision), so tests that read the revision in a
-message first wait until the guard reports it, and mode changes are polled for.
+The webhook serves Sync lookups from watches (webhook/lookup.py, docs/webhook.md): a change is seen
+when its watch event arrives, not at once, so tests that read the revision in a message first wait
+until the guard reports it, and mode changes are polled for (at most MODE_WAIT).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from kubectl_gitops.constants import BREAK_GLASS_GROUP, LABEL_SYNC
 from tests.e2e.gitrepo import GitRepo
 from tests.helpers import Run, gitops, kubectl, run
 
-CACHE_TTL = 5.0  # the webhook's Sync cache (webhook serve --cache-ttl default)
+CACHE_TTL = 5.0  # an upper bound on how long a Sync change takes to reach the webhook's watches (was the TTL)
 MODE_WAIT = 3 * CACHE_TTL  # how long a mode change may take to be seen, with room for a slow machine
 
 APP = """

@@ -91,7 +91,7 @@ def test_the_table_names_severity_rule_object_message_and_fix() -> None:
     assert text.splitlines()[0].split() == ["SEVERITY", "RULE", "OBJECT", "MESSAGE"]
     assert "Deployment/a/web" in text and "fix: Put the change in Git" in text
     assert "(cluster)" in text.splitlines()[1]
-    assert text.endswith("4 finding(s): 3 error, 1 warning (42 objects, 16 rules)")
+    assert text.endswith("4 finding(s): 3 error, 1 warning (42 objects, 18 rules)")
     assert render.table(AuditResult.of([], RULES)).startswith("no findings")
 
 

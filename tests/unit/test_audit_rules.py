@@ -386,6 +386,26 @@ def test_fail_closed_is_fine_where_install_sets_it_and_a_lockout_elsewhere() -> 
     assert [(r, s) for r, s, _ in webhook_findings([GUARD, stuck])] == [("webhook/failure-policy", "error")]
 
 
+def test_the_signatures_configuration_is_judged_like_the_others() -> None:
+    signatures = config("ValidatingWebhookConfiguration", "kubectl-gitops-signatures",
+                        hook("signatures.kubectl-gitops.dev"), hook("trustpolicies.kubectl-gitops.dev"))
+    shipped = [GUARD, STAMPS, signatures]
+
+    def found(live: list[dict]) -> list[tuple[str, str]]:
+        ctx = context(webhook_configurations=live, shipped_webhooks=shipped)
+        return [(f.rule, f.severity.value) for f in run_cluster(ctx)]
+
+    assert found(shipped) == []
+    assert found([GUARD, STAMPS]) == [("webhook/configuration", "error")]
+    closed = config("ValidatingWebhookConfiguration", "kubectl-gitops-signatures",
+                    hook("signatures.kubectl-gitops.dev", "Fail"), hook("trustpolicies.kubectl-gitops.dev", "Fail"))
+    assert found([GUARD, STAMPS, closed]) == []  # what install --fail-closed sets
+    wider = config("ValidatingWebhookConfiguration", "kubectl-gitops-signatures",
+                   hook("signatures.kubectl-gitops.dev", excluded=(*SKIPPED, "prod")),
+                   hook("trustpolicies.kubectl-gitops.dev"))
+    assert found([GUARD, STAMPS, wider]) == [("webhook/exclusions", "error")]
+
+
 @pytest.mark.parametrize(("name", "outcome", "rule", "severity"), [
     ("webhook caBundle", Outcome.FAILED, "webhook/ca-bundle", "error"),
     ("webhook certificate", Outcome.WARN, "webhook/certificate", "warning"),
@@ -474,3 +494,24 @@ def test_a_tenants_sync_and_source_are_held_to_the_tenancy_rules_too() -> None:
               "metadata": {"name": "kubectl-gitops-audit", "namespace": "ta"}}
     denied = context(tenants=[tenant(kinds={"deny": ["kubectl-gitops.dev/*"]})], namespaces=[namespace("ta")])
     assert audit_objects(denied, report) == []  # our own reports are never a tenant's doing
+
+
+def test_a_fail_closed_install_as_shaped_is_not_an_exclusion_on_the_real_manifests() -> None:
+    from kubectl_gitops.core.install import select
+    from kubectl_gitops.engine.audit import shipped_webhooks
+
+    shipped = shipped_webhooks()
+    closed = select(shipped, webhook=True, fail_closed=True)
+    ctx = context(webhook_configurations=closed, shipped_webhooks=shipped)
+    assert [(f.rule, f.message) for f in run_cluster(ctx)] == []
+    opened = [dict(c) for c in closed]
+    for c in opened:  # the signatures entry left Fail but its scale writes back on it: a lockout
+        if c["metadata"]["name"] == "kubectl-gitops-signatures":
+            c["webhooks"] = [h for h in c["webhooks"] if h["name"] != "signatures-scale.kubectl-gitops.dev"]
+            c["webhooks"][0] = {**c["webhooks"][0], "rules": shipped_rules(shipped)}
+    ctx = context(webhook_configurations=opened, shipped_webhooks=shipped)
+    assert [f.rule for f in run_cluster(ctx)] == ["webhook/exclusions"]
+
+
+def shipped_rules(shipped: list[dict]) -> list[dict]:
+    return next(h["rules"] for c in shipped for h in c["webhooks"] if h["name"] == "signatures.kubectl-gitops.dev")

@@ -16,6 +16,9 @@ from kubectl_gitops.core.drift import SYSTEM_DELETERS
 from kubectl_gitops.core.install import (
     CLIENT_CA_CONFIGMAP,
     GUARD_ENTRY,
+    SIGNATURE_ENTRIES,
+    SIGNATURES_ENTRY,
+    SIGNATURES_SCALE_ENTRY,
     TENANCY_ENTRIES,
     WEBHOOK_NAME,
     client_ca_configmap,
@@ -37,16 +40,20 @@ def test_default_install_fails_open_everywhere(rendered: list[JSON]) -> None:  #
 
 
 @pytest.mark.parametrize("url", [None, "https://127.0.0.1:9443"])
-def test_fail_closed_changes_the_main_guard_and_tenancy_entries_only(rendered: list[JSON],  # noqa: F811
-                                                                    url: str | None) -> None:
+def test_fail_closed_changes_the_main_guard_tenancy_and_signature_entries_only(
+        rendered: list[JSON], url: str | None) -> None:  # noqa: F811
     before = by_name(select(rendered, webhook=True, webhook_url=url))
     after = by_name(select(rendered, webhook=True, webhook_url=url, fail_closed=True))
-    for name in (GUARD_ENTRY, *TENANCY_ENTRIES):
+    assert set(SIGNATURE_ENTRIES) <= set(after), "the signatures configuration's entries are shipped"
+    for name in (GUARD_ENTRY, *TENANCY_ENTRIES, *SIGNATURE_ENTRIES):
         assert after[name]["failurePolicy"] == "Fail", name
-        assert {k: v for k, v in after[name].items() if k != "failurePolicy"} == \
-            {k: v for k, v in before[name].items() if k != "failurePolicy"}
+        if name != SIGNATURES_ENTRY:  # reshaped: see the next test
+            assert {k: v for k, v in after[name].items() if k != "failurePolicy"} == \
+                {k: v for k, v in before[name].items() if k != "failurePolicy"}
     for name, hook in after.items():
-        if name not in (GUARD_ENTRY, *TENANCY_ENTRIES):
+        if name == SIGNATURES_SCALE_ENTRY:
+            assert hook["failurePolicy"] == "Ignore"
+        elif name not in (GUARD_ENTRY, *TENANCY_ENTRIES, *SIGNATURE_ENTRIES):
             assert hook == before[name], f"{name} must stay as it is"
 
 
@@ -98,3 +105,26 @@ def test_client_ca_configmap_shape() -> None:
     assert cm["metadata"]["name"] == CLIENT_CA_CONFIGMAP
     assert cm["metadata"]["namespace"] == "kubectl-gitops-system"
     assert cm["data"] == {"ca.crt": "PEM"}
+
+
+def test_fail_closed_splits_the_signatures_scale_writes_off_and_keeps_the_applier_out(
+        rendered: list[JSON]) -> None:  # noqa: F811
+    from kubectl_gitops.core.install import KEPT_OPEN, MANAGED_OR_AN_APPLIER
+
+    before = by_name(select(rendered, webhook=True))
+    after = by_name(select(rendered, webhook=True, fail_closed=True))
+    assert SIGNATURES_SCALE_ENTRY not in before
+    main, scale = after[SIGNATURES_ENTRY], after[SIGNATURES_SCALE_ENTRY]
+    assert (main["failurePolicy"], scale["failurePolicy"]) == ("Fail", "Ignore")
+    assert [r["resources"] for r in main["rules"]] == [["*"]]
+    assert [r["resources"] for r in scale["rules"]] == [["*/scale"]]
+    assert "matchConditions" not in scale  # its rules match scale writes only
+    assert main["matchConditions"] == [MANAGED_OR_AN_APPLIER, *KEPT_OPEN]
+    # The shipped condition minus its scale clause (an evaluation error on main resources under Fail).
+    shipped = " ".join(before[SIGNATURES_ENTRY]["matchConditions"][0]["expression"].split())
+    assert shipped == "request.subResource == 'scale' || " + MANAGED_OR_AN_APPLIER["expression"]
+    # The exemptions are the drift guard's own, word for word.
+    guard = {c["name"]: " ".join(c["expression"].split()) for c in before[GUARD_ENTRY]["matchConditions"]}
+    for condition in KEPT_OPEN:
+        assert " ".join(condition["expression"].split()) == guard[condition["name"]], condition["name"]
+    assert main["clientConfig"] == scale["clientConfig"] and main["namespaceSelector"] == scale["namespaceSelector"]

@@ -22,10 +22,12 @@ from kubectl_gitops.core.drift import SyncInfo, ownership, sync_info
 from kubectl_gitops.core.errors import GitOpsError
 from kubectl_gitops.core.impersonation import Account
 from kubectl_gitops.core.inventory import Inventory
+from kubectl_gitops.core.manifest_sig import Verify
 from kubectl_gitops.core.objects import IdentityKey
 from kubectl_gitops.core.tenancy import StaticFacts
 from kubectl_gitops.core.tenant import Tenant, parse_tenants, tenant_for
 from kubectl_gitops.core.tenant_objects import TenantRequest, tenant_objects
+from kubectl_gitops.core.trust import TrustPolicy, parse_trust_policy
 
 JSON = dict[str, Any]
 SYSTEM_NAMESPACES: Final = frozenset({"kube-system", "kube-public", "kube-node-lease", SYSTEM_NAMESPACE})
@@ -74,6 +76,8 @@ class Facts:
     when not probed (then only the configurations themselves are judged)."""
     plurals: Mapping[tuple[str, str], str] = field(default_factory=dict)
     """(group, kind) -> resource (plural), from discovery."""
+    trust_policies: Sequence[JSON] = ()
+    """The TrustPolicies (cluster-scoped), as listed."""
 
 
 @dataclass(frozen=True)
@@ -95,10 +99,15 @@ class AuditContext:
     cluster_roles: Mapping[str, JSON]
     tenancy_facts: StaticFacts
     """What the webhook's tenancy review asks, answered from this snapshot."""
+    trust_policies: tuple[TrustPolicy, ...] = ()
+    """The TrustPolicies that parse (one that doesn't is not enforced at admission either)."""
+    verify: Verify | None = None
+    """The manifest signature check (adapters/keys.py `verify_manifest`), injected: without it the
+    signature rules find nothing."""
 
     @classmethod
     def build(cls, facts: Facts, scope: Scope = Scope(), *, now: dt.datetime,
-              max_suspended: dt.timedelta = DEFAULT_MAX_SUSPENDED) -> AuditContext:
+              max_suspended: dt.timedelta = DEFAULT_MAX_SUSPENDED, verify: Verify | None = None) -> AuditContext:
         tenants, invalid = parse_tenants(facts.tenants)
         labels = {_name(ns): _labels(ns) for ns in facts.namespaces}
         sources = {(_namespace(s), _name(s)): s for s in facts.sources}
@@ -119,6 +128,7 @@ class AuditContext:
             role_rules=(role_rules := {(_namespace(r), _name(r)): _rules(r) for r in facts.roles}),
             cluster_roles={_name(r): r for r in facts.cluster_roles},
             tenancy_facts=StaticFacts(tenants, labels, role_rules, frozenset(_name(r) for r in facts.cluster_roles)),
+            trust_policies=_trust_policies(facts.trust_policies), verify=verify,
         )
 
     def tenant_of(self, namespace: str) -> Tenant | None:
@@ -187,6 +197,17 @@ def _appliers(tenants: Iterable[Tenant], infos: Mapping[tuple[str, str], SyncInf
             if len(parts) == 4 and parts[:2] == ["system", "serviceaccount"]:
                 accounts.add(Account(parts[2], parts[3]))
     return frozenset(accounts)
+
+
+def _trust_policies(objs: Iterable[JSON]) -> tuple[TrustPolicy, ...]:
+    """The TrustPolicies that parse, by name (the webhook skips, and logs, the others)."""
+    parsed = []
+    for obj in sorted(objs, key=_name):
+        try:
+            parsed.append(parse_trust_policy(obj))
+        except GitOpsError:
+            continue
+    return tuple(parsed)
 
 
 # ------------------------------------------------------------------ small readers

@@ -2,8 +2,8 @@
 
 Adding a rule is adding an entry to `RULES` (or passing a longer tuple to `run_object` /
 `run_cluster`): the reader, the outputs, the reports and the counts pick it up by its id.
-Signature verification at admission (`core/manifest_sig.py`) plugs in as one object rule, e.g.
-`Rule("signature/invalid", Severity.ERROR, ..., on_object=lambda rule, obj, ctx: ...)`.
+Signature verification at admission (`core/manifest_sig.py`) plugs in as two object rules
+(`signature/missing`, `signature/invalid`, core/audit/signature_rules.py).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from kubectl_gitops.core.audit import cluster_rules as cr
 from kubectl_gitops.core.audit import object_rules as orules
+from kubectl_gitops.core.audit import signature_rules as sr
 from kubectl_gitops.core.audit.context import AuditContext
 from kubectl_gitops.core.audit.model import Finding, Rule, Severity
 
@@ -27,6 +28,13 @@ RULES: Final[tuple[Rule, ...]] = (
          "Put the change in Git, or sync to revert it", on_object=orules.drift_changed),
     Rule("drift/ownership", W, "A field Git declares is also owned by another field manager",
          "Stop the other client applying it", on_object=orules.drift_ownership),
+    Rule("signature/missing", E, "A managed object in a TrustPolicy's signed scope carries no signature "
+         "(a warning where every covering policy is in warn mode)",
+         "Sign it (kubectl gitops sign), commit and sync", on_object=sr.signature_missing),
+    Rule("signature/invalid", E, "A managed object's signature is untrusted, expired, for another object, or "
+         "does not match its content (a warning where every covering policy is in warn mode)",
+         "Revert the change with a sync, or sign what Git holds again (kubectl gitops sign)",
+         on_object=sr.signature_invalid),
     Rule("rbac/tenant-escalation", E, "A tenant's subject bound to cluster-admin, admin, or escalate/bind/impersonate",
          "Delete the binding or remove the tenant's subjects", on_object=orules.tenant_escalation),
     Rule("rbac/applier-impersonation", E, "A binding lets a non-operator impersonate an applier or mint its tokens",
