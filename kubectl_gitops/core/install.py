@@ -59,9 +59,10 @@ MANAGED_OR_AN_APPLIER: JSON = {
                   "(has(object.metadata.labels) && 'kubectl-gitops.dev/sync' in object.metadata.labels) || "
                   "(oldObject != null && has(oldObject.metadata.labels) && "
                   "'kubectl-gitops.dev/sync' in oldObject.metadata.labels)"}
-"""The shipped entry's condition without its scale clause: `request.subResource` is absent (not empty)
-on a main-resource request, so `request.subResource == 'scale'` is an evaluation error there, which
-failurePolicy Fail turns into a refusal of every request the other clauses don't match."""
+"""The shipped entry's condition without its scale clause (scale writes get an entry of their own that
+stays Ignore). `request.subResource` is absent, not empty, on a main-resource request: the shipped
+clause guards it with `has()`, since a bare `request.subResource == 'scale'` is an evaluation error
+there, which failurePolicy Fail would turn into a refusal of every request the other clauses don't match."""
 KEPT_OPEN: tuple[JSON, ...] = (
     {"name": "not-the-default-applier", "expression": f"request.userInfo.username != '{APPLIER_USERNAME}'"},
     {"name": "not-a-system-finalizer-update",

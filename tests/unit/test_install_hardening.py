@@ -116,13 +116,14 @@ def test_fail_closed_splits_the_signatures_scale_writes_off_and_keeps_the_applie
     assert SIGNATURES_SCALE_ENTRY not in before
     main, scale = after[SIGNATURES_ENTRY], after[SIGNATURES_SCALE_ENTRY]
     assert (main["failurePolicy"], scale["failurePolicy"]) == ("Fail", "Ignore")
-    assert [r["resources"] for r in main["rules"]] == [["*"]]
+    assert [r["resources"] for r in main["rules"]] == [["*", "pods/ephemeralcontainers", "pods/resize"]]
     assert [r["resources"] for r in scale["rules"]] == [["*/scale"]]
     assert "matchConditions" not in scale  # its rules match scale writes only
     assert main["matchConditions"] == [MANAGED_OR_AN_APPLIER, *KEPT_OPEN]
     # The shipped condition minus its scale clause (an evaluation error on main resources under Fail).
     shipped = " ".join(before[SIGNATURES_ENTRY]["matchConditions"][0]["expression"].split())
-    assert shipped == "request.subResource == 'scale' || " + MANAGED_OR_AN_APPLIER["expression"]
+    scale_clause = "(has(request.subResource) && request.subResource == 'scale') || "
+    assert shipped == scale_clause + MANAGED_OR_AN_APPLIER["expression"]
     # The exemptions are the drift guard's own, word for word.
     guard = {c["name"]: " ".join(c["expression"].split()) for c in before[GUARD_ENTRY]["matchConditions"]}
     for condition in KEPT_OPEN:
