@@ -14,16 +14,16 @@ layer contract keeps the engine from importing the dev cluster.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Final
 
+from kubectl_gitops.adapters.gobuild import file_lock, go_env
 from kubectl_gitops.adapters.paths import cache_root
 from kubectl_gitops.core.errors import BuildFailed
 
@@ -62,22 +62,11 @@ def _usable(path: Path) -> bool:
     return path.is_file() and os.access(path, os.X_OK)
 
 
-@contextmanager
-def _lock(root: Path) -> Iterator[None]:
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".helm-build.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+def _lock(root: Path) -> AbstractContextManager[None]:
+    return file_lock(root, ".helm-build.lock")
 
 
-def _go_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.setdefault("GOFLAGS", "-buildvcs=false")
-    env["CGO_ENABLED"] = "0"
-    return env
+_go_env = go_env
 
 
 def _go(go: str, args: list[str], cwd: Path, what: str) -> None:

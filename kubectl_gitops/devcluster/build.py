@@ -10,7 +10,6 @@ directory keyed by version; later runs and fresh clones reuse it in milliseconds
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -19,11 +18,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
+from kubectl_gitops.adapters.gobuild import file_lock, go_env
 from kubectl_gitops.adapters.paths import cache_root
 from kubectl_gitops.core.errors import DevClusterError
 from kubectl_gitops.devcluster import versions
@@ -122,22 +122,11 @@ def _find_go() -> str:
     return go
 
 
-@contextmanager
-def _build_lock(root: Path) -> Iterator[None]:
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".build.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+def _build_lock(root: Path) -> AbstractContextManager[None]:
+    return file_lock(root, ".build.lock")
 
 
-def _go_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.setdefault("GOFLAGS", "-buildvcs=false")
-    env["CGO_ENABLED"] = "0"
-    return env
+_go_env = go_env
 
 
 def _run_go(go: str, args: list[str], cwd: Path, progress: Progress, what: str) -> None:
