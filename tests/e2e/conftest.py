@@ -14,9 +14,12 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
+from tests.e2e.gitrepo import GitRepo
+from tests.e2e.syncworld import World
 from tests.helpers import gitops, kubectl
 
 # One control plane per xdist worker (tox runs the e2e files on two workers, a file per worker at a
@@ -77,3 +80,16 @@ def namespace(request: pytest.FixtureRequest, kubeconfig: str) -> Iterator[str]:
     yield name
     kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", kubeconfig=kubeconfig,
             check=False)
+
+
+@pytest.fixture(scope="module")
+def installed(kubeconfig: str) -> str:
+    """CRDs, RBAC and the applier ServiceAccount, once per test module (install is idempotent)."""
+    gitops("install", "--no-webhook", kubeconfig=kubeconfig)
+    return kubeconfig
+
+
+@pytest.fixture
+def w(installed: str, namespace: str, tmp_path: Path) -> World:
+    """A Sync world in the test's namespace: a fresh Git repository and the plugin, run through kubectl."""
+    return World(installed, namespace, GitRepo(tmp_path / "repo"))

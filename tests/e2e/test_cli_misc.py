@@ -20,22 +20,10 @@ import pytest
 import yaml
 
 from kubectl_gitops.devcluster.build import ensure_kubectl
-from tests.e2e.gitrepo import GitRepo
 from tests.e2e.syncworld import SOURCE_RESOURCE, SYNC_RESOURCE, World, configmap, docs
 from tests.helpers import BIN, gitops, kubectl, plugin_env, run
 from tests.unit.git_https_server import serve
 from tests.unit.test_git_source import Upstream
-
-
-@pytest.fixture(scope="module")
-def installed(kubeconfig: str) -> str:
-    gitops("install", "--no-webhook", kubeconfig=kubeconfig)
-    return kubeconfig
-
-
-@pytest.fixture
-def w(installed: str, namespace: str, tmp_path: Path) -> World:
-    return World(installed, namespace, GitRepo(tmp_path / "repo"))
 
 
 def good_and_bad(w: World) -> None:

@@ -113,17 +113,6 @@ class ControllerProc:
 Start = Callable[..., ControllerProc]
 
 
-@pytest.fixture(scope="module")
-def installed(kubeconfig: str) -> str:
-    gitops("install", "--no-webhook", kubeconfig=kubeconfig)
-    return kubeconfig
-
-
-@pytest.fixture
-def w(installed: str, namespace: str, tmp_path: Path) -> World:
-    return World(installed, namespace, GitRepo(tmp_path / "repo"))
-
-
 @pytest.fixture
 def start(w: World, tmp_path: Path) -> Iterator[Start]:
     procs: list[ControllerProc] = []

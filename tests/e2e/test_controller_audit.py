@@ -12,24 +12,12 @@ from pathlib import Path
 import pytest
 
 from kubectl_gitops.constants import LABEL_SYNC, LABEL_SYNC_NAMESPACE
-from tests.e2e.gitrepo import GitRepo
 from tests.e2e.syncworld import World
 from tests.e2e.test_controller import ControllerProc, wait_for
 from tests.helpers import Run, gitops, kubectl
 
 EVERY = "2s"
 ORPHAN = {"rule": "orphan/unowned", "severity": "warning"}
-
-
-@pytest.fixture(scope="module")
-def installed(kubeconfig: str) -> str:
-    gitops("install", "--no-webhook", kubeconfig=kubeconfig)
-    return kubeconfig
-
-
-@pytest.fixture
-def w(installed: str, namespace: str, tmp_path: Path) -> World:
-    return World(installed, namespace, GitRepo(tmp_path / "repo"))
 
 
 @pytest.fixture

@@ -14,26 +14,11 @@ import queue
 import subprocess
 import threading
 import time
-from pathlib import Path
 
-import pytest
-
-from tests.e2e.gitrepo import GitRepo
 from tests.e2e.syncworld import SYNC_RESOURCE, World, configmap, docs
 from tests.helpers import gitops, kubectl, plugin_env
 
 PRUNE_DISABLED = {"kubectl-gitops.dev/prune": "disabled"}
-
-
-@pytest.fixture(scope="module")
-def installed(kubeconfig: str) -> str:
-    gitops("install", "--no-webhook", kubeconfig=kubeconfig)
-    return kubeconfig
-
-
-@pytest.fixture
-def w(installed: str, namespace: str, tmp_path: Path) -> World:
-    return World(installed, namespace, GitRepo(tmp_path / "repo"))
 
 
 def on_a_terminal(w: World, *args: str, answer: str) -> tuple[int, str]:

@@ -10,24 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
-from tests.e2e.gitrepo import GitRepo
 from tests.e2e.syncworld import SYNC_RESOURCE, World, configmap, docs
 from tests.e2e.test_commit_signatures import setup as signed_setup
 from tests.e2e.test_commit_signatures import ssh_commit, ssh_key, trust
-from tests.helpers import gitops
-
-
-@pytest.fixture(scope="module")
-def installed(kubeconfig: str) -> str:
-    gitops("install", "--no-webhook", kubeconfig=kubeconfig)
-    return kubeconfig
-
-
-@pytest.fixture
-def w(installed: str, namespace: str, tmp_path: Path) -> World:
-    return World(installed, namespace, GitRepo(tmp_path / "repo"))
 
 
 def version(w: World) -> str:

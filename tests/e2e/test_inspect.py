@@ -12,27 +12,14 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from kubectl_gitops.constants import ANNOTATION_DIGEST, FIELD_MANAGER
 from tests.e2e.conftest import DevCluster
-from tests.e2e.gitrepo import GitRepo
 from tests.e2e.syncworld import World, configmap, deployment, docs
 from tests.helpers import gitops
 
 ESC = "\x1b["
-
-
-@pytest.fixture(scope="module")
-def installed(kubeconfig: str) -> str:
-    gitops("install", "--no-webhook", kubeconfig=kubeconfig)
-    return kubeconfig
-
-
-@pytest.fixture
-def w(installed: str, namespace: str, tmp_path: Path) -> World:
-    return World(installed, namespace, GitRepo(tmp_path / "repo"))
 
 
 def secret(name: str, **values: str) -> dict[str, Any]:

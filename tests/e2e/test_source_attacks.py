@@ -13,25 +13,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.e2e.gitrepo import GitRepo
 from tests.e2e.syncworld import World, configmap, docs
 from tests.helpers import gitops, kubectl
 
 MALLORY = "mallory@example.com"
 CRB_NAME_PREFIX = "pwned-"
-
-
-@pytest.fixture(scope="module")
-def installed(kubeconfig: str) -> str:
-    gitops("install", "--no-webhook", kubeconfig=kubeconfig)
-    return kubeconfig
-
-
-@pytest.fixture
-def w(installed: str, namespace: str, tmp_path: Path) -> World:
-    return World(installed, namespace, GitRepo(tmp_path / "repo"))
 
 
 def apply(world: World, *objs: dict[str, Any], as_user: str = "") -> None:

@@ -9,28 +9,14 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.gitrepo import GitRepo
 from tests.e2e.syncworld import World, configmap, deployment, docs
-from tests.helpers import gitops, kubectl
+from tests.helpers import kubectl
 
 PRUNE_DISABLED = {"kubectl-gitops.dev/prune": "disabled"}
-
-
-@pytest.fixture(scope="module")
-def installed(kubeconfig: str) -> str:
-    """CRDs, RBAC and the applier ServiceAccount, once for the module (install is idempotent)."""
-    gitops("install", "--no-webhook", kubeconfig=kubeconfig)
-    return kubeconfig
-
-
-@pytest.fixture
-def w(installed: str, namespace: str, tmp_path: Path) -> World:
-    return World(installed, namespace, GitRepo(tmp_path / "repo"))
 
 
 def data_of(world: World, name: str) -> dict[str, str]:
