@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kubectl_gitops.adapters import keys
 from kubectl_gitops.adapters.kube import Kube
 from kubectl_gitops.adapters.render import resolve_path
 from kubectl_gitops.core import manifest_sig as ms
@@ -104,6 +103,8 @@ def carry_signatures(kube: Kube, spec: SyncSpec, root: Path, desired: list[JSON]
         if why is None:
             text = ms.annotation_of(obj)
             try:
+                from kubectl_gitops.adapters import keys  # cryptography only when a signature is checked
+
                 ms.verify_signed(*ms.decode_annotation(text), ms.judging(scope), keys.verify_manifest, now)
             except VerificationFailed as err:
                 why = str(err)

@@ -23,9 +23,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kubectl_gitops.adapters import keys
 from kubectl_gitops.adapters.git import (
     Credentials,
     GitCache,
@@ -48,6 +47,9 @@ from kubectl_gitops.core.history import pin_sha
 from kubectl_gitops.core.spec import InvalidSpec, SourceSpec, parse_source
 from kubectl_gitops.core.trust import TrustPolicy, parse_trust_policy
 from kubectl_gitops.engine import record
+
+if TYPE_CHECKING:  # cryptography (adapters/keys) is imported only when a signature is checked
+    from kubectl_gitops.adapters import keys
 
 JSON = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -152,6 +154,8 @@ class SourceFetcher:
             entry: JSON = {"name": key.name, "type": key.type,
                            "fingerprint": str(old.get(key.name, {}).get("fingerprint") or "")}
             if key.type == "ssh":
+                from kubectl_gitops.adapters import keys
+
                 entry["fingerprint"] = keys.parse_key(key.public_key, key.name).fingerprint
             if key.name == verified.key_name:
                 entry["fingerprint"] = verified.fingerprint
@@ -311,6 +315,8 @@ def _last_verified(source: JSON) -> str:
 
 def _check(obj: SignedObject, trust: TrustPolicy, what: str) -> keys.Verified:
     try:
+        from kubectl_gitops.adapters import keys
+
         return keys.verify_with_policy(obj.signature, obj.payload, obj.time, trust)
     except VerificationFailed as err:
         raise VerificationFailed(f"{what} refused: {err}") from None
