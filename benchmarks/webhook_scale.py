@@ -162,6 +162,11 @@ def main() -> None:
     parser.add_argument("--cluster", default="webhook-scale")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
+    from kubectl_gitops.devcluster.build import ensure_kubectl
+
+    # kubectl at the server's version: a skewed one re-reads the (here huge) OpenAPI document per call.
+    kubectl = ensure_kubectl(lambda m: print(m, file=sys.stderr, flush=True))
+    os.environ["PATH"] = f"{kubectl.parent}{os.pathsep}{os.environ['PATH']}"
     kubeconfig = wl.prepare_cluster(args.cluster)
     with tempfile.TemporaryDirectory() as tmp:
         cert, key = wl.self_signed(tmp)
