@@ -82,6 +82,7 @@ def delete(ctx: click.Context, what: str, name: str, keep: bool, cascade: bool, 
 
 
 def _delete_sync(kube: Kube, namespace: str, name: str, *, keep: bool, dry_run: bool, yes: bool) -> None:
+    from kubectl_gitops.core.errors import GitOpsError
     from kubectl_gitops.engine import queries
 
     if dry_run or asking(yes):
@@ -94,19 +95,35 @@ def _delete_sync(kube: Kube, namespace: str, name: str, *, keep: bool, dry_run: 
         prune = "keeping its objects" if keep else f"pruning the {len(plan.deletes)} object(s) it applied"
         confirm(f"Delete Sync {namespace}/{name}, {prune}?")
     if keep:
-        from kubectl_gitops.constants import ANNOTATION_ORPHAN
-        from kubectl_gitops.engine.record import SYNCS
-
-        # First, so a controller acting on the deletion orphans too (it never prunes a Sync marked so).
-        kube.merge_patch(SYNCS, name, namespace, {"metadata": {"annotations": {ANNOTATION_ORPHAN: "true"}}})
+        _mark_orphan(kube, namespace, name)
     try:
         report = queries.delete_sync(kube, namespace, name, keep=keep)
     except queries.DeleteFailed as err:
         echo_results(err.results, unchanged_listed=None)
         raise
+    except GitOpsError:
+        if keep and _gone(kube, namespace, name):  # a controller released the marked Sync meanwhile
+            click.echo(f"sync {namespace}/{name} deleted (its objects kept; the controller released it)")
+            return
+        raise
     echo_results(report.results, unchanged_listed=None)
     _release(kube, namespace, name)
     click.echo(f"sync {namespace}/{name} deleted")
+
+
+def _mark_orphan(kube: Kube, namespace: str, name: str) -> None:
+    """Mark the Sync to orphan its objects, first, so a controller acting on a deletion already under
+    way orphans too (it never prunes a Sync marked so, and may release it at once)."""
+    from kubectl_gitops.constants import ANNOTATION_ORPHAN
+    from kubectl_gitops.engine.record import SYNCS
+
+    kube.merge_patch(SYNCS, name, namespace, {"metadata": {"annotations": {ANNOTATION_ORPHAN: "true"}}})
+
+
+def _gone(kube: Kube, namespace: str, name: str) -> bool:
+    from kubectl_gitops.engine.record import SYNCS
+
+    return kube.get(SYNCS, name, namespace) is None
 
 
 def _release(kube: Kube, namespace: str, name: str) -> None:
