@@ -129,7 +129,8 @@ def _build_lock(root: Path) -> AbstractContextManager[None]:
 _go_env = go_env
 
 
-def _run_go(go: str, args: list[str], cwd: Path, progress: Progress, what: str) -> None:
+def _run_go(go: str, args: list[str], cwd: Path, progress: Progress, what: str,
+            env: dict[str, str] | None = None) -> None:
     """Run one go command, reporting elapsed time every 30 s so a cold build shows life."""
     started = time.monotonic()
     done = threading.Event()
@@ -141,7 +142,8 @@ def _run_go(go: str, args: list[str], cwd: Path, progress: Progress, what: str) 
     ticker = threading.Thread(target=tick, daemon=True)
     ticker.start()
     try:
-        proc = subprocess.run([go, *args], check=False, cwd=cwd, env=_go_env(), capture_output=True, text=True)
+        proc = subprocess.run([go, *args], check=False, cwd=cwd, env=env or _go_env(), capture_output=True,
+                              text=True)
     finally:
         done.set()
     if proc.returncode != 0:

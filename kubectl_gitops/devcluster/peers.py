@@ -10,7 +10,6 @@ built from a writable copy of its module with that replace pinned to the publish
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -76,18 +75,14 @@ def _build_controller(go: str, name: str, dest: Path, progress: Progress) -> Non
     edits = [f"-replace=github.com/fluxcd/{name}/api=github.com/fluxcd/{name}/api@{FLUX_VERSION}"]
     edits += [f"-replace={m}={m}@{v}" for m, v in SUBSTITUTES.get(name, {}).items()]
     _run_go(go, ["mod", "edit", *edits], copy, progress, f"pinning {name}'s modules")
-    env_flags = os.environ.get("GOFLAGS")
-    os.environ["GOFLAGS"] = f"{env_flags or '-buildvcs=false'} -mod=mod"
+    env = _go_env()
+    env["GOFLAGS"] = f"{env['GOFLAGS']} -mod=mod"  # the copy's go.sum lacks the pinned api module's sums
     try:
         with tempfile.TemporaryDirectory(dir=work) as tmp:
             _run_go(go, ["build", "-p", "2", "-trimpath", "-ldflags", "-s -w", "-o", f"{tmp}/{name}", "."],
-                    copy, progress, f"compiling {name}")
+                    copy, progress, f"compiling {name}", env)
             _install(Path(tmp), dest, (name,))
     finally:
-        if env_flags is None:
-            os.environ.pop("GOFLAGS", None)
-        else:
-            os.environ["GOFLAGS"] = env_flags
         shutil.rmtree(copy, ignore_errors=True)
 
 

@@ -4,57 +4,32 @@ The Helm e2e tests push charts to a real OCI registry on localhost; no release d
 reachable here, but the Go module proxy is, so like the control plane it is compiled from the pinned
 module (no replace directives: a wrapper module pins it as a tool) and cached by version under
 `<cache>/bin/registry-<version>/registry`, installed only when the build finished. Other parts of
-the project (image publishing) use the same path, so whoever builds first saves the others the
-build; the work directory is our own so two first builds never share one.
+the project (image publishing) use the same builder (devcluster/gotools), so whoever builds first
+saves the others the build.
 """
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Final
 
-from kubectl_gitops.adapters.paths import cache_root
 from kubectl_gitops.core.errors import DevClusterError
-from kubectl_gitops.devcluster.build import Progress, _build_lock, _find_go, _install, _run_go
-
-REGISTRY_MODULE: Final = "github.com/distribution/distribution/v3"
-REGISTRY_VERSION: Final = "v3.1.2"
+from kubectl_gitops.devcluster.build import Progress
+from kubectl_gitops.devcluster.gotools import ensure_tool, tool_path
 
 
 def registry_path(root: Path | None = None) -> Path:
-    return (root or cache_root()) / "bin" / f"registry-{REGISTRY_VERSION}" / "registry"
+    return tool_path("registry", root)
 
 
 def ensure_registry(progress: Progress, root: Path | None = None) -> Path:
-    """The registry binary, built on first use (a few minutes on 2 cores)."""
-    path = registry_path(root)
-    if path.is_file() and os.access(path, os.X_OK):
-        return path
-    go = _find_go()
-    with _build_lock((root or cache_root()) / "bin"):
-        if not path.is_file():
-            _build(go, path.parent, progress)
-    return path
-
-
-def _build(go: str, dest: Path, progress: Progress) -> None:
-    progress(f"building the distribution registry {REGISTRY_VERSION} from Go modules (first use only)")
-    work = dest.parent.parent / "build" / f"helm-registry-{REGISTRY_VERSION}"
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "go.mod").write_text("module kubectl-gitops.dev/devbuild/registry\n\ngo 1.26.0\n")
-    _run_go(go, ["get", "-tool", f"{REGISTRY_MODULE}/cmd/registry@{REGISTRY_VERSION}"], work, progress,
-            "resolving registry modules")
-    with tempfile.TemporaryDirectory(dir=work) as tmp:
-        _run_go(go, ["build", "-p", "1", "-trimpath", "-ldflags", "-s -w", "-o", f"{tmp}/registry",
-                     f"{REGISTRY_MODULE}/cmd/registry"], work, progress, "compiling the registry")
-        _install(Path(tmp), dest, ("registry",))
+    """The registry binary, built on first use (a few minutes on 2 cores) by devcluster/gotools, the
+    one builder of the Go tools the tests and the image use."""
+    return ensure_tool("registry", progress, root)
 
 
 @contextmanager
